@@ -1,0 +1,46 @@
+"""Which stream each service owns and the subjects its events go to.
+
+Each service publishes only to its own stream (subjects prefixed by its name); others read it.
+The runtime creates these streams idempotently at start-up and applies the SRE's overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+    # Event logs keep everything for every consumer (limits retention); the defaults are
+    # what a production deployment starts from, overridable per stream by environment.
+    max_age_days: float = 30.0
+    duplicate_window_s: float = 120.0
+
+
+GATEWAY = StreamSpec("GATEWAY", ("gateway.>",), "Facts accepted at the Twilio edge")
+DEADLETTER = StreamSpec(
+    "DEADLETTER",
+    ("deadletter.>",),
+    "Events a consumer gave up on, with the consumer, delivery count and last error",
+    max_age_days=90.0,
+)
+ADVISORIES = StreamSpec(
+    "ADVISORIES",
+    ("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>",),
+    "Server advisories for messages that ran out of deliveries without an answer",
+    max_age_days=7.0,
+)
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (GATEWAY, DEADLETTER, ADVISORIES)
+
+
+def event_subject(service: str, event_type: str, key: str | None = None) -> str:
+    """``<service>.<EventType>`` or, for per-aggregate subjects, ``<service>.<key>.<EventType>``."""
+    return f"{service}.{key}.{event_type}" if key else f"{service}.{event_type}"
+
+
+def deadletter_subject(stream: str, consumer: str) -> str:
+    return f"deadletter.{stream}.{consumer}"

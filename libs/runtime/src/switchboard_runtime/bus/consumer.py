@@ -1,0 +1,271 @@
+"""A durable pull consumer with explicit ack, bounded redelivery and dead letters.
+
+Per message: decode the envelope, type its payload, run the handler inside a consumer span
+that continues the producer's trace, then ack. A failing handler is nak'd with a delay that
+grows with the delivery count (the server's BackOff only applies to ack timeouts); on its
+last delivery, a poison message, or an unknown major version, the event goes to the
+dead-letter stream with the reason and is terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from switchboard_contracts import Envelope, Event, Registry, UnknownEventType, UnsupportedVersion
+from switchboard_contracts import registry as default_registry
+
+from ..telemetry import extract_context, get_logger
+from ..telemetry.metrics import CONSUMER_LAG, EVENTS_HANDLED, EVENTS_REDELIVERED, HANDLER_SECONDS
+from .deadletters import dead_letter
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("switchboard.bus")
+
+Handler = Callable[[Event[Any]], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that can never succeed: dead-letter it now."""
+
+
+class ConsumerOverrides(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    ack_wait_s: float | None = None
+    max_deliver: int | None = None
+    max_ack_pending: int | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSpec:
+    durable: str
+    stream: str
+    filter_subjects: tuple[str, ...]
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 256
+    # Delay before redelivery after the n-th failure (the last value repeats).
+    retry_delays_s: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+    batch: int = 16
+    concurrency: int = 1
+    # Long handlers (LLM calls, transcription) send progress acks so they are not redelivered.
+    long_running: bool = False
+
+    def with_env_overrides(self) -> ConsumerSpec:
+        """Apply ``SB_CONSUMER_<DURABLE>_<SETTING>`` (durable upper-cased, '-' as '_')."""
+        prefix = f"SB_CONSUMER_{self.durable.upper().replace('-', '_')}_"
+        found = ConsumerOverrides(_env_prefix=prefix)  # type: ignore[call-arg]
+        changes = {k: v for k, v in found.model_dump().items() if v is not None}
+        return replace(self, **changes) if changes else self
+
+    def config(self) -> ConsumerConfig:
+        many = len(self.filter_subjects) > 1
+        return ConsumerConfig(
+            durable_name=self.durable,
+            name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=None if many else self.filter_subjects[0],
+            filter_subjects=list(self.filter_subjects) if many else None,
+        )
+
+    def retry_delay(self, deliveries: int) -> float:
+        return self.retry_delays_s[min(deliveries, len(self.retry_delays_s)) - 1]
+
+
+class Consumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        spec: ConsumerSpec,
+        handlers: Mapping[str, Handler],
+        registry: Registry = default_registry,
+    ) -> None:
+        self.spec = spec.with_env_overrides()
+        self._js = js
+        self._handlers = dict(handlers)
+        self._registry = registry
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.spec.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._js.add_consumer(self.spec.stream, self.spec.config())
+        self._loop_task = asyncio.create_task(self._run(), name=f"consumer:{self.spec.durable}")
+
+    async def stop(self) -> None:
+        """Stop fetching, let in-flight handlers finish (and ack), then return."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        return await self._js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+
+    async def _run(self) -> None:
+        sub = await self._subscribe()
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(self.spec.batch, timeout=1.0)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception:  # a lost connection or a silent subscription: bind again
+                log.warning("fetch failed, re-binding", consumer=self.spec.durable, exc_info=True)
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+                with contextlib.suppress(Exception):
+                    sub = await self._subscribe()
+                continue
+            for index, msg in enumerate(msgs):
+                await self._slots.acquire()
+                if self._stopping.is_set():
+                    self._slots.release()
+                    # Hand the rest back at once so another replica takes them.
+                    for rest in msgs[index:]:
+                        await rest.nak()
+                    break
+                task = asyncio.create_task(self._process(msg))
+                self._in_flight.add(task)
+                task.add_done_callback(self._done)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+
+    async def _process(self, msg: Msg) -> None:
+        meta = msg.metadata
+        durable = self.spec.durable
+        CONSUMER_LAG.labels(durable).set(meta.num_pending)
+        if meta.num_delivered > 1:
+            EVENTS_REDELIVERED.labels(durable).inc()
+        try:
+            envelope = Envelope.from_bytes(msg.data)
+        except ValidationError as exc:
+            await self._reject(msg, "malformed envelope", _errors(exc))
+            return
+        handler = self._handlers.get(envelope.type)
+        if handler is None:  # other consumers of the stream handle it
+            EVENTS_HANDLED.labels(durable, envelope.type, "ignored").inc()
+            await msg.ack()
+            return
+        try:
+            event = self._registry.decode(envelope)
+        except (UnsupportedVersion, UnknownEventType) as exc:
+            await self._reject(msg, f"unsupported version: {exc}", None, envelope.type)
+            return
+        except ValidationError as exc:
+            await self._reject(msg, f"invalid {envelope.type} payload", _errors(exc), envelope.type)
+            return
+        await self._handle(msg, event, handler)
+
+    async def _handle(self, msg: Msg, event: Event[Any], handler: Handler) -> None:
+        env = event.envelope
+        durable = self.spec.durable
+        deliveries = msg.metadata.num_delivered
+        with (
+            structlog.contextvars.bound_contextvars(
+                correlation_id=env.correlation_id, tenant_id=env.tenant_id,
+                event_id=str(env.event_id), event_type=env.type, consumer=durable,
+            ),
+            tracer.start_as_current_span(
+                f"process {env.type}",
+                context=extract_context(msg.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.consumer.group.name": durable,
+                    "messaging.nats.deliveries": deliveries,
+                    "switchboard.correlation_id": env.correlation_id,
+                },
+            ) as span,
+        ):
+            started = time.perf_counter()
+            progress = self._keep_alive(msg) if self.spec.long_running else None
+            try:
+                await handler(event)
+            except PermanentError as exc:
+                span.record_exception(exc)
+                await self._reject(msg, "permanent failure", _describe(exc), env.type)
+                return
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(trace.StatusCode.ERROR)
+                await self._failed(msg, env.type, exc, deliveries)
+                return
+            finally:
+                if progress is not None:
+                    progress.cancel()
+                HANDLER_SECONDS.labels(durable, env.type).observe(time.perf_counter() - started)
+            await msg.ack()
+            EVENTS_HANDLED.labels(durable, env.type, "ok").inc()
+
+    async def _failed(self, msg: Msg, env_type: str, exc: Exception, deliveries: int) -> None:
+        if deliveries >= self.spec.max_deliver:
+            await self._reject(msg, f"handler failed {deliveries} times", _describe(exc), env_type)
+            return
+        delay = self.spec.retry_delay(deliveries)
+        log.warning("handler failed, will retry", error=_describe(exc), deliveries=deliveries,
+                    retry_in_s=delay)
+        EVENTS_HANDLED.labels(self.spec.durable, env_type, "failed").inc()
+        await msg.nak(delay=delay)
+
+    async def _reject(
+        self, msg: Msg, reason: str, error: str | None, env_type: str = "unknown"
+    ) -> None:
+        meta = msg.metadata
+        await dead_letter(
+            self._js,
+            stream=meta.stream,
+            consumer=self.spec.durable,
+            subject=msg.subject,
+            stream_seq=meta.sequence.stream,
+            deliveries=meta.num_delivered,
+            payload=msg.data,
+            headers=msg.headers,
+            reason=reason,
+            error=error,
+        )
+        EVENTS_HANDLED.labels(self.spec.durable, env_type, "dead_lettered").inc()
+        await msg.term()
+
+    def _keep_alive(self, msg: Msg) -> asyncio.Task[None]:
+        async def beat() -> None:
+            interval = max(self.spec.ack_wait_s / 3, 0.1)
+            while True:
+                await asyncio.sleep(interval)
+                await msg.in_progress()
+
+        return asyncio.create_task(beat())
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _errors(exc: ValidationError) -> str:
+    # Field locations and messages only: pydantic's default text echoes the input values.
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:2000]
+

@@ -1,0 +1,61 @@
+"""Settings shared by every service, read from the environment by pydantic-settings.
+
+In production a service refuses to start when a required setting is missing or an insecure
+flag is on, and the error names the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message names the setting."""
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    # Settings a production deployment must set explicitly (defaults are for local runs only).
+    REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = ("nats_url",)
+    # Boolean escape hatches that must stay off in production.
+    INSECURE_FLAGS: ClassVar[tuple[str, ...]] = ()
+
+    service_name: str = "switchboard"
+    switchboard_env: Environment = Environment.DEVELOPMENT
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = None
+    drain_timeout_s: float = 25.0
+
+    @property
+    def production(self) -> bool:
+        return self.switchboard_env is Environment.PRODUCTION
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ServiceSettings:
+        if not self.production:
+            return self
+        for name in self.REQUIRED_IN_PRODUCTION:
+            value = getattr(self, name)
+            if name not in self.model_fields_set or value in (None, ""):
+                raise ConfigError(
+                    f"{name.upper()} must be set when SWITCHBOARD_ENV=production"
+                )
+        for name in self.INSECURE_FLAGS:
+            if getattr(self, name):
+                raise ConfigError(f"{name.upper()} must be off when SWITCHBOARD_ENV=production")
+        return self

@@ -1,0 +1,204 @@
+"""The one way every service starts: connect, declare, consume, serve health, drain.
+
+A service's composition root builds a ``Service``, registers its consumers and routes, and
+calls ``run()``. On SIGTERM it turns not-ready, stops the HTTP server, stops fetching, lets
+in-flight handlers finish and ack, then drains the NATS connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+
+import asyncpg
+import nats
+import uvicorn
+from fastapi import FastAPI, Response
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from switchboard_contracts.topology import ADVISORIES, DEADLETTER, StreamSpec
+
+from .bus import Consumer, ConsumerSpec, Handler, Publisher, ensure_streams
+from .bus.collector import AdvisoryCollector
+from .config import ServiceSettings
+from .telemetry import configure_logging, configure_tracing, get_logger
+
+log = get_logger(__name__)
+
+Hook = Callable[["Service"], Awaitable[None]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Service:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        owns: Sequence[StreamSpec] = (),
+        app: FastAPI | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.owns = tuple(owns)
+        self.app = app or FastAPI(title=f"switchboard {self.name}")
+        self._consumer_defs: list[tuple[ConsumerSpec, Mapping[str, Handler]]] = []
+        self._consumers: list[Consumer] = []
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self.db: asyncpg.Pool | None = None
+        self.ready = False
+        self._add_health_routes()
+
+    # -- composition -------------------------------------------------------------------------
+    def consume(self, spec: ConsumerSpec, handlers: Mapping[str, Handler]) -> None:
+        self._consumer_defs.append((spec, handlers))
+
+    def on_start(self, hook: Hook) -> Hook:
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        self._on_stop.append(hook)
+        return hook
+
+    @property
+    def nc(self) -> NATS:
+        assert self._nc is not None, "service not started"
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "service not started"
+        return self._js
+
+    def publisher(self, stream: StreamSpec) -> Publisher:
+        return Publisher(self.js, stream.name)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        configure_logging(self.name, self.settings.log_level)
+        configure_tracing(self.name, self.settings.otel_exporter_otlp_endpoint)
+        self._nc = await nats.connect(
+            self.settings.nats_url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=self._on_nats_error,
+            disconnected_cb=self._on_disconnect,
+            reconnected_cb=self._on_reconnect,
+        )
+        self._js = self._nc.jetstream()
+        await ensure_streams(self._js, (*self.owns, DEADLETTER, ADVISORIES))
+        if self.settings.database_url:
+            self.db = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=10)
+        for hook in self._on_start:
+            await hook(self)
+        self._consumers = [Consumer(self._js, spec, handlers) for spec, handlers in self._consumer_defs]
+        if self._consumers:
+            self._consumers.append(
+                AdvisoryCollector(self._js, self.name, [c.spec for c in self._consumers])
+            )
+        for consumer in self._consumers:
+            await consumer.start()
+        self.ready = True
+        log.info("service started", consumers=[c.spec.durable for c in self._consumers])
+
+    async def stop(self) -> None:
+        self.ready = False
+        await asyncio.gather(*(c.stop() for c in self._consumers))
+        for hook in reversed(self._on_stop):
+            await hook(self)
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.drain()
+        if self.db is not None:
+            await self.db.close()
+        log.info("service stopped")
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Service]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``stop``), then drain gracefully."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        server = _Server(uvicorn.Config(
+            self.app, host=self.settings.http_host, port=self.settings.http_port,
+            log_config=None, access_log=False, lifespan="off",
+        ))
+        await self.start()
+        http = asyncio.create_task(server.serve())
+        await stop.wait()
+        log.info("draining")
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(http, self.stop()), timeout=self.settings.drain_timeout_s
+            )
+        except TimeoutError:
+            log.error("drain timed out; in-flight events will be redelivered")
+
+    def run(self) -> None:
+        import uvloop
+
+        uvloop.run(self.serve())
+
+    # -- health ------------------------------------------------------------------------------
+    def _add_health_routes(self) -> None:
+        app = self.app
+
+        @app.get("/healthz", include_in_schema=False)
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/readyz", include_in_schema=False)
+        async def readyz(response: Response) -> dict[str, str]:
+            checks = await self.readiness()
+            if not all(v == "ok" for v in checks.values()):
+                response.status_code = 503
+            return checks
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def readiness(self) -> dict[str, str]:
+        checks = {"service": "ok" if self.ready else "starting or draining"}
+        checks["nats"] = "ok" if self._nc is not None and self._nc.is_connected else "down"
+        if self.settings.database_url:
+            try:
+                assert self.db is not None
+                async with asyncio.timeout(2):
+                    await self.db.fetchval("SELECT 1")
+                checks["postgres"] = "ok"
+            except Exception:
+                checks["postgres"] = "down"
+        return checks
+
+    # -- NATS callbacks ----------------------------------------------------------------------
+    async def _on_nats_error(self, exc: Exception) -> None:
+        log.warning("nats error", error=type(exc).__name__)
+
+    async def _on_disconnect(self) -> None:
+        log.warning("nats disconnected")
+
+    async def _on_reconnect(self) -> None:
+        log.info("nats reconnected")

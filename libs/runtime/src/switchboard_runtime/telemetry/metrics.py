@@ -1,0 +1,32 @@
+"""Prometheus metrics every service exposes on /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter(
+    "switchboard_events_published_total", "Events stored in JetStream", ["stream", "type"]
+)
+PUBLISH_SECONDS = Histogram(
+    "switchboard_publish_seconds", "Publish until PubAck", ["stream"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+EVENTS_HANDLED = Counter(
+    "switchboard_events_handled_total",
+    "Events a consumer finished, by outcome (ok, failed, ignored, dead_lettered)",
+    ["consumer", "type", "outcome"],
+)
+EVENTS_REDELIVERED = Counter(
+    "switchboard_events_redelivered_total", "Deliveries after the first", ["consumer"]
+)
+DEAD_LETTERS = Counter(
+    "switchboard_dead_letters_total", "Events moved to the dead-letter stream", ["consumer", "reason"]
+)
+HANDLER_SECONDS = Histogram(
+    "switchboard_handler_seconds", "Handler latency", ["consumer", "type"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CONSUMER_LAG = Gauge(
+    "switchboard_consumer_lag", "Messages pending for the consumer, seen at the last delivery",
+    ["consumer"],
+)

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from switchboard_contracts import Envelope
+from switchboard_contracts.deadletter import DeadLetter
+from switchboard_contracts.topology import DEADLETTER, GATEWAY
+from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher
+from switchboard_runtime.deadletters.store import list_dead_letters
+
+SUBJECT = "gateway.InboundMessageReceived"
+
+
+def spec(**overrides) -> ConsumerSpec:
+    values = dict(durable="test-consumer", stream=GATEWAY.name, filter_subjects=("gateway.>",),
+                  ack_wait_s=2.0, max_deliver=3, retry_delays_s=(0.3,), batch=4)
+    values.update(overrides)
+    return ConsumerSpec(**values)
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def dead_letters(js) -> list[DeadLetter]:
+    return [item.record for item in await list_dead_letters(js)]
+
+
+async def test_handled_event_is_acked_once(streams, make_inbound) -> None:
+    seen: list[Envelope] = []
+
+    async def handle(event) -> None:
+        seen.append(event.envelope)
+
+    consumer = Consumer(streams, spec(), {"InboundMessageReceived": handle})
+    await consumer.start()
+    sent = make_inbound()
+    await Publisher(streams, GATEWAY.name).publish(SUBJECT, sent)
+    await wait_until(lambda: len(seen) == 1)
+    await asyncio.sleep(2.5)  # past ack_wait: an unacked message would be back
+    await consumer.stop()
+    assert [e.event_id for e in seen] == [sent.event_id]
+    info = await streams.consumer_info(GATEWAY.name, "test-consumer")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_failing_handler_is_retried_with_backoff_then_dead_lettered_and_replayed(
+    streams, make_inbound, nats_url
+) -> None:
+    attempts: list[float] = []
+    healed = asyncio.Event()
+
+    async def handle(event) -> None:
+        attempts.append(asyncio.get_running_loop().time())
+        if not healed.is_set():
+            raise RuntimeError("downstream unavailable")
+
+    consumer = Consumer(streams, spec(retry_delays_s=(0.5, 1.0)), {"InboundMessageReceived": handle})
+    await consumer.start()
+    await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
+
+    await wait_until(lambda: len(attempts) == 3)
+    # Redeliveries wait for the nak delay of their attempt: 0.5 s, then 1.0 s.
+    assert attempts[1] - attempts[0] >= 0.45
+    assert attempts[2] - attempts[1] >= 0.95
+    letters: list[DeadLetter] = []
+
+    async def collect() -> bool:
+        letters[:] = await dead_letters(streams)
+        return bool(letters)
+
+    for _ in range(100):
+        if await collect():
+            break
+        await asyncio.sleep(0.05)
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter.consumer == "test-consumer"
+    assert letter.deliveries == 3
+    assert letter.reason == "handler failed 3 times"
+    assert letter.error == "RuntimeError: downstream unavailable"
+    assert letter.event_type == "InboundMessageReceived"
+    await asyncio.sleep(1.5)
+    assert len(attempts) == 3  # terminated: no fourth delivery
+
+    # The operator fixes the cause and replays from the CLI: the handler gets it again.
+    healed.set()
+    cli = Path(sys.executable).parent / "switchboard-deadletters"
+    result = subprocess.run([str(cli), "replay", "--all", "--nats-url", nats_url],
+                            capture_output=True, text=True, env=os.environ, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "1 replayed" in result.stdout
+    await wait_until(lambda: len(attempts) == 4)
+    assert await dead_letters(streams) == []
+    await consumer.stop()
+
+
+async def test_unknown_major_version_is_dead_lettered_with_reason(streams, make_inbound) -> None:
+    handled: list[object] = []
+
+    async def handle(event) -> None:
+        handled.append(event)
+
+    consumer = Consumer(streams, spec(), {"InboundMessageReceived": handle})
+    await consumer.start()
+    future = make_inbound().model_copy(update={"version": "2.0"})
+    await Publisher(streams, GATEWAY.name).publish(SUBJECT, future)
+
+    letters: list[DeadLetter] = []
+    for _ in range(100):
+        letters = await dead_letters(streams)
+        if letters:
+            break
+        await asyncio.sleep(0.05)
+    await consumer.stop()
+    assert handled == []
+    assert len(letters) == 1
+    assert letters[0].reason.startswith("unsupported version")
+    assert "major version 2" in letters[0].reason
+    assert letters[0].deliveries == 1
+
+
+async def test_unknown_fields_and_minor_versions_are_accepted(streams, make_inbound) -> None:
+    handled: list[object] = []
+
+    async def handle(event) -> None:
+        handled.append(event.data)
+
+    consumer = Consumer(streams, spec(), {"InboundMessageReceived": handle})
+    await consumer.start()
+    raw = json.loads(make_inbound().to_bytes())
+    raw["version"] = "1.7"
+    raw["added_later"] = True
+    raw["data"]["new_field"] = "ignored"
+    await streams.publish(SUBJECT, json.dumps(raw).encode(), stream=GATEWAY.name)
+    await wait_until(lambda: len(handled) == 1)
+    await consumer.stop()
+
+
+async def test_poison_message_is_dead_lettered_not_retried(streams) -> None:
+    consumer = Consumer(streams, spec(), {})
+    await consumer.start()
+    await streams.publish(SUBJECT, b"\x00not json", stream=GATEWAY.name)
+    letters: list[DeadLetter] = []
+    for _ in range(100):
+        letters = await dead_letters(streams)
+        if letters:
+            break
+        await asyncio.sleep(0.05)
+    await consumer.stop()
+    assert letters[0].reason == "malformed envelope"
+    assert letters[0].payload == b"\x00not json"
+
+
+async def test_handler_that_never_answers_is_dead_lettered_by_the_advisory(
+    streams, make_inbound
+) -> None:
+    from switchboard_runtime.bus.collector import AdvisoryCollector
+    from switchboard_runtime.bus.deadletters import NO_ANSWER
+
+    async def hang(event) -> None:
+        await asyncio.sleep(3600)
+
+    hung = spec(ack_wait_s=0.5, max_deliver=2, batch=1, concurrency=4)
+    consumer = Consumer(streams, hung, {"InboundMessageReceived": hang})
+    collector = AdvisoryCollector(streams, "test", [hung])
+    await consumer.start()
+    await collector.start()
+    await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
+    letters: list[DeadLetter] = []
+    for _ in range(200):
+        letters = await dead_letters(streams)
+        if letters:
+            break
+        await asyncio.sleep(0.05)
+    await collector.stop()
+    for task in list(consumer._in_flight):
+        task.cancel()
+    await consumer.stop()
+    assert len(letters) == 1
+    assert letters[0].reason == NO_ANSWER
+    assert letters[0].event_type == "InboundMessageReceived"
+    info = await streams.stream_info(DEADLETTER.name)
+    assert info.state.messages == 1

@@ -64,7 +64,8 @@ async def test_failing_handler_is_retried_with_backoff_then_dead_lettered_and_re
         if not healed.is_set():
             raise RuntimeError("downstream unavailable")
 
-    consumer = Consumer(streams, spec(retry_delays_s=(0.5, 1.0)), {"InboundMessageReceived": handle})
+    retrying = spec(retry_delays_s=(0.5, 1.0))
+    consumer = Consumer(streams, retrying, {"InboundMessageReceived": handle})
     await consumer.start()
     await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
 

@@ -176,7 +176,7 @@ class PostgresServer:
         probe = subprocess.run(
             [str(_postgres_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
              "-U", self.user, "-d", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],  # noqa: S608
             check=True, capture_output=True, env=env, text=True,
         )
         if probe.stdout.strip() != "1":

@@ -39,8 +39,9 @@ async def nats_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         return
     nc = await nats.connect(external)
     js = nc.jetstream()
-    for name in await js.streams_info():
-        await js.delete_stream(name.config.name)
+    for info in await js.streams_info():
+        if info.config.name:
+            await js.delete_stream(info.config.name)
     await nc.close()
     yield external
 

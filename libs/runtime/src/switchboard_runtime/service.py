@@ -105,7 +105,9 @@ class Service:
             self.db = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=10)
         for hook in self._on_start:
             await hook(self)
-        self._consumers = [Consumer(self._js, spec, handlers) for spec, handlers in self._consumer_defs]
+        self._consumers = [
+            Consumer(self._js, spec, handlers) for spec, handlers in self._consumer_defs
+        ]
         if self._consumers:
             self._consumers.append(
                 AdvisoryCollector(self._js, self.name, [c.spec for c in self._consumers])

@@ -68,7 +68,7 @@ class ConsumerSpec:
     def with_env_overrides(self) -> ConsumerSpec:
         """Apply ``SB_CONSUMER_<DURABLE>_<SETTING>`` (durable upper-cased, '-' as '_')."""
         prefix = f"SB_CONSUMER_{self.durable.upper().replace('-', '_')}_"
-        found = ConsumerOverrides(_env_prefix=prefix)  # type: ignore[call-arg]
+        found = ConsumerOverrides(_env_prefix=prefix)
         changes = {k: v for k, v in found.model_dump().items() if v is not None}
         return replace(self, **changes) if changes else self
 
@@ -120,14 +120,16 @@ class Consumer:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self._js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+        return await self._js.pull_subscribe_bind(
+            durable=self.spec.durable, stream=self.spec.stream
+        )
 
     async def _run(self) -> None:
         sub = await self._subscribe()
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(self.spec.batch, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception:  # a lost connection or a silent subscription: bind again
                 log.warning("fetch failed, re-binding", consumer=self.spec.durable, exc_info=True)
@@ -137,19 +139,30 @@ class Consumer:
                 with contextlib.suppress(Exception):
                     sub = await self._subscribe()
                 continue
+            if self.spec.concurrency == 1:  # in order, without a task per message
+                for index, msg in enumerate(msgs):
+                    if self._stopping.is_set():
+                        await self._hand_back(msgs[index:])
+                        break
+                    await self._process(msg)
+                continue
             for index, msg in enumerate(msgs):
                 await self._slots.acquire()
                 if self._stopping.is_set():
                     self._slots.release()
-                    # Hand the rest back at once so another replica takes them.
-                    for rest in msgs[index:]:
-                        await rest.nak()
+                    await self._hand_back(msgs[index:])
                     break
                 task = asyncio.create_task(self._process(msg))
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+    @staticmethod
+    async def _hand_back(msgs: list[Msg]) -> None:
+        # Fetched but not started: nak at once so another replica takes them.
+        for msg in msgs:
+            await msg.nak()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

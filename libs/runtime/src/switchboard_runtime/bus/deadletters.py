@@ -15,7 +15,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
-from switchboard_contracts.topology import ADVISORIES, DEADLETTER, deadletter_subject
+from switchboard_contracts.topology import DEADLETTER, deadletter_subject
 
 from ..telemetry import get_logger, redact_text
 from ..telemetry.metrics import DEAD_LETTERS

@@ -30,8 +30,8 @@ class StreamOverrides(BaseSettings):
 
 
 def stream_config(spec: StreamSpec) -> StreamConfig:
-    default = StreamOverrides(_env_prefix="SB_STREAM_DEFAULT_")  # type: ignore[call-arg]
-    own = StreamOverrides(_env_prefix=f"SB_STREAM_{spec.name}_")  # type: ignore[call-arg]
+    default = StreamOverrides(_env_prefix="SB_STREAM_DEFAULT_")
+    own = StreamOverrides(_env_prefix=f"SB_STREAM_{spec.name}_")
 
     def pick(name: str, fallback: object) -> object:
         for source in (own, default):

@@ -20,7 +20,9 @@ EVENTS_REDELIVERED = Counter(
     "switchboard_events_redelivered_total", "Deliveries after the first", ["consumer"]
 )
 DEAD_LETTERS = Counter(
-    "switchboard_dead_letters_total", "Events moved to the dead-letter stream", ["consumer", "reason"]
+    "switchboard_dead_letters_total",
+    "Events moved to the dead-letter stream",
+    ["consumer", "reason"],
 )
 HANDLER_SECONDS = Histogram(
     "switchboard_handler_seconds", "Handler latency", ["consumer", "type"],

@@ -16,6 +16,11 @@ app = typer.Typer(help="Local development stack on embedded NATS and Postgres.",
 console = Console()
 
 
+@app.callback()
+def main() -> None:
+    """Local development stack on embedded NATS and Postgres."""
+
+
 @app.command()
 def run(
     state: Annotated[Path, typer.Option(help="where data and logs are kept")] = Path(".run"),

@@ -162,12 +162,13 @@ class PostgresServer:
                       "-A", "scram-sha-256", "-E", "UTF8", "--no-instructions")
             with (self._data / "postgresql.conf").open("a") as conf:
                 conf.write(
-                    f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                    "\nlisten_addresses = '127.0.0.1'\n"
                     f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n"
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 )
+        # The port is given at each start: a kept data folder may get another free port.
         self._run("pg_ctl", "-D", str(self._data), "-l", str(self.root / "postgres.log"),
-                  "-w", "-t", "60", "start")
+                  "-o", f"-p {self.port}", "-w", "-t", "60", "start")
         self._ensure_database()
         return self
 

@@ -72,10 +72,10 @@ class NatsServer:
             }}
             """
         )
-        log = (self.store / "nats.log").open("ab")
-        self._proc = subprocess.Popen(
-            [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.store / "nats.log").open("ab") as log:
+            self._proc = subprocess.Popen(
+                [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
         wait_for_port(self.port)
         return self
 

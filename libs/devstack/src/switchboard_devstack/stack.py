@@ -28,11 +28,11 @@ class Process:
     _proc: subprocess.Popen[bytes] | None = None
 
     def start(self, base_env: dict[str, str], logs: Path) -> None:
-        log = (logs / f"{self.name}.log").open("ab")
-        self._proc = subprocess.Popen(
-            self.argv, env={**base_env, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-        )
+        with (logs / f"{self.name}.log").open("ab") as log:
+            self._proc = subprocess.Popen(
+                self.argv, env={**base_env, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            )
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -30,6 +30,8 @@ class ServiceSettings(BaseSettings):
     REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = ("nats_url",)
     # Boolean escape hatches that must stay off in production.
     INSECURE_FLAGS: ClassVar[tuple[str, ...]] = ()
+    # Environment names for required settings that are properties over several fields.
+    SETTING_NAMES: ClassVar[dict[str, str]] = {}
 
     service_name: str = "switchboard"
     switchboard_env: Environment = Environment.DEVELOPMENT
@@ -51,10 +53,12 @@ class ServiceSettings(BaseSettings):
             return self
         for name in self.REQUIRED_IN_PRODUCTION:
             value = getattr(self, name)
-            if name not in self.model_fields_set or value in (None, ""):
-                raise ConfigError(
-                    f"{name.upper()} must be set when SWITCHBOARD_ENV=production"
-                )
+            # A field must be set explicitly (its default is for local runs); a derived
+            # property (one of several fields) just has to have a value.
+            explicit = name in self.model_fields_set or name not in type(self).model_fields
+            if not explicit or value in (None, ""):
+                setting = self.SETTING_NAMES.get(name, name.upper())
+                raise ConfigError(f"{setting} must be set when SWITCHBOARD_ENV=production")
         for name in self.INSECURE_FLAGS:
             if getattr(self, name):
                 raise ConfigError(f"{name.upper()} must be off when SWITCHBOARD_ENV=production")

@@ -59,6 +59,7 @@ class Service:
         self._js: JetStreamContext | None = None
         self.db: asyncpg.Pool | None = None
         self.ready = False
+        self._checks: dict[str, Callable[[], bool]] = {}
         self._add_health_routes()
 
     # -- composition -------------------------------------------------------------------------
@@ -68,6 +69,10 @@ class Service:
     def on_start(self, hook: Hook) -> Hook:
         self._on_start.append(hook)
         return hook
+
+    def add_check(self, name: str, check: Callable[[], bool]) -> None:
+        """One more readiness condition (e.g. a cache loaded)."""
+        self._checks[name] = check
 
     def on_stop(self, hook: Hook) -> Hook:
         self._on_stop.append(hook)
@@ -185,6 +190,8 @@ class Service:
     async def readiness(self) -> dict[str, str]:
         checks = {"service": "ok" if self.ready else "starting or draining"}
         checks["nats"] = "ok" if self._nc is not None and self._nc.is_connected else "down"
+        for name, check in self._checks.items():
+            checks[name] = "ok" if check() else "not ready"
         if self.settings.database_url:
             try:
                 assert self.db is not None

@@ -1,0 +1,27 @@
+"""Tenants: who owns which WhatsApp number, their Twilio credentials and agent settings."""
+
+from .crypto import TokenCipher, TokenDecryptError, generate_key
+from .directory import TenantDirectory
+from .kv import BUCKET, DirectoryPublisher, open_bucket
+from .models import NewTenant, TenantRecord, TenantRoute, TenantUpdate
+from .repository import TenantConflict, TenantNotFound, TenantRepository, hash_api_key
+from .schema import apply_migrations
+
+__all__ = [
+    "BUCKET",
+    "DirectoryPublisher",
+    "NewTenant",
+    "TenantConflict",
+    "TenantDirectory",
+    "TenantNotFound",
+    "TenantRecord",
+    "TenantRepository",
+    "TenantRoute",
+    "TenantUpdate",
+    "TokenCipher",
+    "TokenDecryptError",
+    "apply_migrations",
+    "generate_key",
+    "hash_api_key",
+    "open_bucket",
+]

@@ -1,0 +1,166 @@
+"""Parsing Twilio's form bodies, treating every byte as hostile.
+
+Errors carry a short public reason (never the input, never an exception's text). Twilio adds
+parameters without notice, so unknown ones are kept (the signature covers them) but bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from switchboard_contracts.events.gateway import Media
+
+MAX_FIELDS = 100
+MAX_FIELD = 256
+MAX_URL = 2048
+MAX_BODY_TEXT = 4096  # Twilio truncates inbound at 1600; leave room, refuse the absurd
+MAX_MEDIA = 10
+
+SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+WHATSAPP_NUMBER = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
+# WhatsApp may identify a user by a non-phone id; still "whatsapp:" and a plain token.
+WHATSAPP_ID = re.compile(r"^whatsapp:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+STATUSES = frozenset(
+    {"queued", "accepted", "scheduled", "sending", "sent", "delivered", "read", "undelivered",
+     "failed", "canceled", "receiving", "received"}
+)
+
+
+class BadForm(ValueError):
+    """The request is malformed; ``str(self)`` is safe to return to the caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    params: dict[str, str]
+    message_sid: str
+    account_sid: str
+    messaging_service_sid: str | None
+    from_address: str
+    to_address: str
+    body: str
+    message_type: str | None
+    profile_name: str | None
+    wa_id: str | None
+    media: tuple[Media, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCallback:
+    params: dict[str, str]
+    message_sid: str
+    account_sid: str
+    messaging_service_sid: str | None
+    from_address: str
+    to_address: str
+    status: str
+    error_code: str | None
+    error_message: str | None
+
+
+def parse_form(raw: bytes) -> dict[str, str]:
+    """Decode a urlencoded body into a dict; refuse duplicates, controls and oversize fields."""
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                          max_num_fields=MAX_FIELDS, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadForm("malformed form body") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise BadForm("repeated parameter")
+        if not name or len(name) > 64 or ANY_CONTROL.search(name):
+            raise BadForm("invalid parameter name")
+        limit = MAX_BODY_TEXT if name == "Body" else MAX_URL if name.startswith("MediaUrl") else (
+            MAX_FIELD)
+        if len(value) > limit:
+            raise BadForm(f"parameter {name} too long")
+        pattern = CONTROL if name in ("Body", "ErrorMessage") else ANY_CONTROL
+        if pattern.search(value):
+            raise BadForm(f"control characters in {name}")
+        params[name] = value
+    return params
+
+
+def _required(params: dict[str, str], name: str, pattern: re.Pattern[str]) -> str:
+    value = params.get(name)
+    if not value:
+        raise BadForm(f"missing {name}")
+    if not pattern.match(value):
+        raise BadForm(f"invalid {name}")
+    return value
+
+
+def _optional(params: dict[str, str], name: str, pattern: re.Pattern[str]) -> str | None:
+    value = params.get(name) or None
+    if value is not None and not pattern.match(value):
+        raise BadForm(f"invalid {name}")
+    return value
+
+
+def _sender(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise BadForm(f"missing {name}")
+    if not (WHATSAPP_NUMBER.match(value) or WHATSAPP_ID.match(value)):
+        raise BadForm(f"invalid {name}")
+    return value
+
+
+def _media(params: dict[str, str]) -> tuple[Media, ...]:
+    raw = params.get("NumMedia", "0") or "0"
+    if not raw.isdigit() or int(raw) > MAX_MEDIA:
+        raise BadForm("invalid NumMedia")
+    items = []
+    for i in range(int(raw)):
+        url = params.get(f"MediaUrl{i}", "")
+        content_type = params.get(f"MediaContentType{i}", "")
+        if not url.startswith("https://") and not url.startswith("http://"):
+            raise BadForm(f"invalid MediaUrl{i}")
+        if not re.match(r"^[\w.+-]+/[\w.+-]+(?:;.*)?$", content_type):
+            raise BadForm(f"invalid MediaContentType{i}")
+        items.append(Media(url=url, content_type=content_type))
+    return tuple(items)
+
+
+def inbound(params: dict[str, str]) -> Inbound:
+    return Inbound(
+        params=params,
+        message_sid=_required(params, "MessageSid", SID),
+        account_sid=_required(params, "AccountSid", ACCOUNT_SID),
+        messaging_service_sid=_optional(params, "MessagingServiceSid", SERVICE_SID),
+        from_address=_sender(params, "From"),
+        to_address=_required(params, "To", WHATSAPP_NUMBER),
+        body=params.get("Body", ""),
+        message_type=params.get("MessageType") or None,
+        profile_name=params.get("ProfileName") or None,
+        wa_id=params.get("WaId") or None,
+        media=_media(params),
+    )
+
+
+def status_callback(params: dict[str, str]) -> StatusCallback:
+    status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    if status not in STATUSES:
+        raise BadForm("invalid MessageStatus")
+    error_code = params.get("ErrorCode") or None
+    if error_code is not None and not error_code.isdigit():
+        raise BadForm("invalid ErrorCode")
+    return StatusCallback(
+        params=params,
+        message_sid=_required(params, "MessageSid", SID),
+        account_sid=_required(params, "AccountSid", ACCOUNT_SID),
+        messaging_service_sid=_optional(params, "MessagingServiceSid", SERVICE_SID),
+        from_address=_required(params, "From", WHATSAPP_NUMBER),
+        to_address=_sender(params, "To"),
+        status=status,
+        error_code=error_code,
+        error_message=params.get("ErrorMessage") or None,
+    )

@@ -1,0 +1,225 @@
+"""The two webhook endpoints Twilio calls: inbound WhatsApp messages and status callbacks.
+
+Order of checks, cheapest first: size and content type, per-IP rate, form syntax, tenant,
+signature, per-sender rate. Only then is an event stored; the 200 goes out after the PubAck.
+Every refusal is a short fixed reason: nothing from the input or an exception leaves here.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from ipaddress import IPv4Network, IPv6Network, ip_address
+
+from fastapi import APIRouter, Request, Response
+from nats.aio.client import Client as NATS
+from switchboard_contracts import Envelope, EventData
+from switchboard_contracts.events.gateway import (
+    DeliveryStatusReported,
+    InboundMessageReceived,
+    OrphanedMessageReceived,
+)
+from switchboard_contracts.topology import event_subject
+from switchboard_runtime.bus import Publisher
+from switchboard_runtime.telemetry import get_logger
+from switchboard_tenants import TenantDirectory, TenantRoute
+from twilio.request_validator import RequestValidator
+
+from . import forms
+from .metrics import WEBHOOK_SECONDS, WEBHOOKS
+from .public_url import public_url
+from .ratelimit import RateLimits
+from .settings import GatewaySettings
+
+log = get_logger(__name__)
+
+TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+FORM = "application/x-www-form-urlencoded"
+# Event ids derived from the fact, so a retried webhook names the same event everywhere.
+EVENT_NAMESPACE = uuid.UUID("5b0f2f7e-3c1a-4c57-9d1e-6f5d0c7a2b11")
+CORRELATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Webhooks:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        nc: NATS,
+        directory: TenantDirectory,
+        publisher: Publisher,
+        limits: RateLimits,
+    ) -> None:
+        self._settings = settings
+        self._nc = nc
+        self._directory = directory
+        self._publisher = publisher
+        self._limits = limits
+        self._proxies = settings.proxy_networks()
+        if settings.allow_unsigned_webhooks:
+            log.warning("ALLOW_UNSIGNED_WEBHOOKS is on: webhook signatures are NOT checked")
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/twilio/whatsapp", tags=["twilio"])
+        router.add_api_route("/inbound", self._endpoint("inbound", self._inbound),
+                             methods=["POST"], summary="Twilio WhatsApp inbound message webhook")
+        router.add_api_route("/status", self._endpoint("status", self._status),
+                             methods=["POST"], summary="Twilio message status callback")
+        return router
+
+    def _endpoint(
+        self, name: str, handle: Callable[[Request], Awaitable[str]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                outcome = await handle(request)
+            except Refused as refused:
+                WEBHOOKS.labels(name, f"rejected_{refused.status}").inc()
+                return Response(refused.reason + "\n", status_code=refused.status,
+                                media_type="text/plain")
+            finally:
+                WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started)
+            WEBHOOKS.labels(name, outcome).inc()
+            return Response(TWIML, media_type="text/xml")
+
+        return endpoint
+
+    # -- the two endpoints -------------------------------------------------------------------
+    async def _inbound(self, request: Request) -> str:
+        params = await self._checked_form(request)
+        try:
+            form = forms.inbound(params)
+        except forms.BadForm as exc:
+            raise Refused(400, str(exc)) from None
+        route = self._directory.route(account_sid=form.account_sid, to=form.to_address,
+                                      messaging_service_sid=form.messaging_service_sid)
+        self._verify(request, params, route or self._directory_account(form.account_sid))
+        token = request.headers.get("i-twilio-idempotency-token")
+        if route is None:
+            orphan = OrphanedMessageReceived(
+                message_sid=form.message_sid, account_sid=form.account_sid,
+                messaging_service_sid=form.messaging_service_sid, to_address=form.to_address,
+                reason="no tenant owns this number",
+            )
+            await self._store(orphan, form.message_sid, form.message_sid, None)
+            log.warning("orphaned message recorded", message_sid=form.message_sid)
+            return "orphaned"
+        if not await self._limits.allow_sender(route.tenant_id, form.from_address):
+            raise Refused(429, "too many messages from this sender")
+        event = InboundMessageReceived(
+            message_sid=form.message_sid, account_sid=form.account_sid,
+            messaging_service_sid=form.messaging_service_sid, from_address=form.from_address,
+            to_address=form.to_address, body=form.body, message_type=form.message_type,
+            profile_name=form.profile_name, wa_id=form.wa_id, media=list(form.media),
+            idempotency_token=token,
+        )
+        return await self._store(event, form.message_sid, form.message_sid, route.tenant_id)
+
+    async def _status(self, request: Request) -> str:
+        params = await self._checked_form(request)
+        try:
+            form = forms.status_callback(params)
+        except forms.BadForm as exc:
+            raise Refused(400, str(exc)) from None
+        # For a status callback our number is the sender.
+        route = self._directory.route(account_sid=form.account_sid, to=form.from_address,
+                                      messaging_service_sid=form.messaging_service_sid)
+        route = route or self._directory_account(form.account_sid)
+        self._verify(request, params, route)
+        if route is None:
+            raise Refused(403, "unknown account")
+        # The sender puts the turn's correlation_id in the callback URL (signed by Twilio).
+        correlation = request.query_params.get("correlation_id", "")
+        event = DeliveryStatusReported(
+            message_sid=form.message_sid, account_sid=form.account_sid, status=form.status,
+            error_code=form.error_code, error_message=form.error_message,
+            idempotency_token=request.headers.get("i-twilio-idempotency-token"),
+        )
+        return await self._store(
+            event, f"{form.message_sid}:{form.status}",
+            correlation if CORRELATION.match(correlation) else form.message_sid, route.tenant_id,
+        )
+
+    # -- steps -------------------------------------------------------------------------------
+    async def _checked_form(self, request: Request) -> dict[str, str]:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM:
+            raise Refused(415, "expected application/x-www-form-urlencoded")
+        declared = request.headers.get("content-length", "")
+        limit = self._settings.max_body_bytes
+        if declared.isdigit() and int(declared) > limit:
+            raise Refused(413, "body too large")
+        if not await self._limits.allow_ip(self._client_ip(request)):
+            raise Refused(429, "too many requests")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise Refused(413, "body too large")
+        try:
+            return forms.parse_form(bytes(raw))
+        except forms.BadForm as exc:
+            raise Refused(400, str(exc)) from None
+
+    def _directory_account(self, account_sid: str) -> TenantRoute | None:
+        """Any tenant of this account: its token signs webhooks for numbers it has not
+        registered with us, which is how an unknown number is verified and then orphaned."""
+        return self._directory.for_account(account_sid)
+
+    def _verify(self, request: Request, params: dict[str, str], route: TenantRoute | None) -> None:
+        if self._settings.allow_unsigned_webhooks:
+            log.warning("unsigned webhook accepted (ALLOW_UNSIGNED_WEBHOOKS)")
+            return
+        if route is None:  # no token to check a signature against: deny by default
+            raise Refused(403, "unknown account")
+        signature = request.headers.get("x-twilio-signature", "")
+        url = public_url(request, base_url=self._settings.public_base_url,
+                         trusted_proxies=self._proxies)
+        if not signature or not RequestValidator(route.auth_token).validate(url, params, signature):
+            raise Refused(403, "invalid signature")
+
+    async def _store(
+        self, data: EventData, msg_id: str, correlation_id: str, tenant_id: str | None
+    ) -> str:
+        if not self._nc.is_connected:
+            raise Refused(503, "temporarily unavailable")
+        envelope = Envelope.wrap(
+            data, correlation_id=correlation_id, tenant_id=tenant_id,
+            event_id=uuid.uuid5(EVENT_NAMESPACE, f"{data.TYPE}:{msg_id}"),
+        )
+        try:
+            ack = await self._publisher.publish(
+                event_subject("gateway", data.TYPE), envelope, msg_id=msg_id
+            )
+        except Exception as exc:
+            log.error("could not store webhook event", error=type(exc).__name__)
+            raise Refused(503, "temporarily unavailable") from None
+        return "duplicate" if ack.duplicate else "accepted"
+
+    def _client_ip(self, request: Request) -> str:
+        """The caller's address; behind trusted proxies, the last untrusted X-Forwarded-For hop."""
+        peer = request.client.host if request.client else "unknown"
+        if not _in(peer, self._proxies):
+            return peer
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+        for hop in reversed([h for h in hops if h]):
+            if not _in(hop, self._proxies):
+                return hop
+        return peer
+
+
+def _in(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)

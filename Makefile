@@ -21,4 +21,4 @@ bench: setup
 
 lint: setup
 	$(VENV)/ruff check .
-	$(VENV)/mypy libs/contracts/src libs/runtime/src libs/devstack/src
+	$(VENV)/mypy libs/contracts/src libs/runtime/src libs/devstack/src libs/tenants/src libs/twilio-sim/src

@@ -52,6 +52,8 @@ class NatsServer:
     store: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-nats-")))
     port: int = field(default_factory=free_port)
     monitor_port: int = field(default_factory=free_port)
+    # fsync every write: a single node would otherwise lose acknowledged writes on an OS crash.
+    sync_always: bool = True
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,15 +62,14 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         config = self.store / "nats.conf"
-        # sync_interval: always, as a single node would otherwise lose acknowledged writes on
-        # an OS crash (see JETSTREAM.md).
+        sync = "sync_interval: always" if self.sync_always else ""
         config.write_text(
             f"""
             listen: 127.0.0.1:{self.port}
             http: 127.0.0.1:{self.monitor_port}
             jetstream {{
               store_dir: "{self.store / 'js'}"
-              sync_interval: always
+              {sync}
             }}
             """
         )

@@ -1,21 +1,22 @@
 """Per-IP (before the signature check) and per-sender (after it) limits, per replica.
 
-The `limits` package's moving window in memory: cheap, and each replica protects itself; the
-per-sender limit is what keeps one WhatsApp user from starving others or running up LLM cost.
+The `limits` package's sliding-window counter in memory (O(1) per hit): cheap, and each
+replica protects itself. The per-sender limit is what keeps one WhatsApp user from starving
+others or running up LLM cost.
 """
 
 from __future__ import annotations
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from .metrics import RATE_LIMITED
 
 
 class RateLimits:
     def __init__(self, per_ip: str, per_sender: str) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._per_ip: RateLimitItem = parse(per_ip)
         self._per_sender: RateLimitItem = parse(per_sender)
 

@@ -3,17 +3,36 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV := .venv/bin
 BENCH ?=
+MESSAGE ?=
+# Debian packages for voice notes (espeak-ng speaks, opusenc makes OGG/Opus like WhatsApp).
+SYSTEM_PACKAGES := espeak-ng opus-tools
 
-.PHONY: setup run test bench lint
+.PHONY: setup system-packages run chat test bench lint
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --root-user-action=ignore "uv==0.13.8"
 	@$(UV) sync --all-packages --locked --quiet
 
+# Installed when missing and we may (root with apt); otherwise the voice tests say what to install.
+system-packages:
+	@missing=""; for tool in espeak-ng opusenc; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null) \
+	      || echo "could not install $(SYSTEM_PACKAGES); voice tests will be skipped"; \
+	  else echo "install $(SYSTEM_PACKAGES) for the voice-note tests and /say"; fi; \
+	fi
+
 run: setup
 	$(VENV)/switchboard-dev run
 
-test: setup
+chat: setup
+	@test -f .run/stack.env || { echo "Start the stack first, in another terminal: make run"; exit 1; }
+	@set -a; . ./.run/stack.env; set +a; \
+	if [ -n "$(MESSAGE)" ]; then $(VENV)/switchboard-chat send --text "$(MESSAGE)"; \
+	else $(VENV)/switchboard-chat; fi
+
+test: setup system-packages
 	$(VENV)/pytest -q
 
 bench: setup

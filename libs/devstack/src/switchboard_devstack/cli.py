@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .stack import Stack
+from . import demo
+from .stack import Stack, bin_path, preferred_port
 
 app = typer.Typer(help="Local development stack on embedded NATS and Postgres.",
                   no_args_is_help=True)
@@ -21,11 +23,38 @@ def main() -> None:
     """Local development stack on embedded NATS and Postgres."""
 
 
+def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
+    """Every process of the stack, and the settings scripts need to reach it."""
+    gateway_port, sim_port = preferred_port(8080), preferred_port(8090)
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    # Twilio's retry overrides, exactly as an operator configures the real webhook URL.
+    webhook = f"{gateway_url}/twilio/whatsapp/inbound#rc=3&rp=5xx,ct"
+    sim_config = tenant.simulator_config(stack.root / "simulator.json", webhook)
+    stack.add("twilio-sim", [bin_path("twilio-sim"), "--port", str(sim_port),
+                             "--config", str(sim_config)], sim_port)
+    stack.add("gateway", [bin_path("switchboard-gateway")], gateway_port,
+              HTTP_PORT=str(gateway_port), PUBLIC_BASE_URL=gateway_url,
+              SB_TENANT_KEYS=tenant.tenant_key)
+    return {
+        "NATS_URL": stack.nats.url,
+        "DATABASE_URL": stack.postgres.url,
+        "SB_TENANT_KEYS": tenant.tenant_key,
+        "SB_GATEWAY_URL": gateway_url,
+        "SB_WEBHOOK_URL": webhook,
+        "SB_SIM_URL": sim_url,
+        "SB_ACCOUNT_SID": demo.ACCOUNT_SID,
+        "SB_AUTH_TOKEN": tenant.auth_token,
+        "SB_CHAT_TO": demo.NUMBER,
+        "SB_CHAT_FROM": demo.USER,
+    }
+
+
 @app.command()
 def run(
     state: Annotated[Path, typer.Option(help="where data and logs are kept")] = Path(".run"),
 ) -> None:
-    """Start NATS, Postgres and every service; Ctrl-C stops everything."""
+    """Start NATS, Postgres, the Twilio simulator and every service; Ctrl-C stops them."""
     stack = Stack.prepare(state.resolve())
     stopping = {"now": False}
 
@@ -35,22 +64,33 @@ def run(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        console.print("[bold]Starting Switchboard[/bold] (embedded NATS and Postgres)...")
-        stack.start()
+        console.print("[bold]Starting Switchboard[/bold] on embedded NATS and Postgres...")
+        stack.start_servers()
+        tenant = demo.Demo.load_or_create(stack.root)
+        asyncio.run(tenant.register(stack.postgres.url, stack.nats.url))
+        settings = _compose(stack, tenant)
+        stack.start_processes()
         env_file = stack.root / "stack.env"
-        env_file.write_text(f"NATS_URL={stack.nats.url}\nDATABASE_URL={stack.postgres.url}\n")
-        console.print(f"  NATS JetStream  {stack.nats.url}  (monitoring "
-                      f"http://127.0.0.1:{stack.nats.monitor_port})")
-        console.print(f"  Postgres        {stack.postgres.url}")
-        for process in stack.processes:
-            where = f"http://127.0.0.1:{process.port}" if process.port else ""
-            console.print(f"  {process.name:<15} {where}")
-        console.print(f"  settings for scripts: {env_file}; logs: {stack.root / 'logs'}")
-        console.print("Dead letters: [cyan]uv run switchboard-deadletters list[/cyan] "
-                      f"(NATS_URL={stack.nats.url})")
-        console.print("[green]Ready.[/green] Ctrl-C stops everything.")
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        env_file.chmod(0o600)
+        _announce(stack, settings, env_file)
         stack.watch(lambda: stopping["now"])
     finally:
         console.print("Stopping...")
         stack.stop()
         console.print("Stopped.")
+
+
+def _announce(stack: Stack, settings: dict[str, str], env_file: Path) -> None:
+    console.print(f"  NATS JetStream   {stack.nats.url} "
+                  f"(monitoring http://127.0.0.1:{stack.nats.monitor_port})")
+    console.print(f"  Postgres         {stack.postgres.url}")
+    for process in stack.processes:
+        console.print(f"  {process.name:<16} {process.url}")
+    console.print(f"  webhook (as configured in the simulator): {settings['SB_WEBHOOK_URL']}")
+    console.print(f"  demo tenant: number {settings['SB_CHAT_TO']}, "
+                  f"account {settings['SB_ACCOUNT_SID']}")
+    console.print(f"  settings for scripts: {env_file}; logs: {stack.root / 'logs'}")
+    console.print("[green]Ready.[/green] In another terminal: [cyan]make chat[/cyan] "
+                  "(or: [cyan]make chat MESSAGE='hello'[/cyan] for one message). "
+                  "Ctrl-C here stops everything.")

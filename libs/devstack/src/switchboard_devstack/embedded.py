@@ -7,6 +7,7 @@ refuses to run as root, so as root the cluster runs as an unprivileged system us
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -134,6 +135,20 @@ class PostgresServer:
     user: str = "switchboard"
     password: str = "switchboard"  # noqa: S105 - a throwaway local cluster
     database: str = "switchboard"
+    home: Path = field(init=False)  # where the cluster lives (see __post_init__)
+
+    def __post_init__(self) -> None:
+        # As root, the cluster runs as another user, who must be able to reach its folder; a
+        # folder under a private one (/root/..., pytest's tmp) moves to the shared temp dir.
+        self.home = self.root
+        os_user = _postgres_user()
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os_user is not None:
+            reachable = subprocess.run(["test", "-x", str(self.root)], user=os_user).returncode
+            if reachable != 0:
+                digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
+                self.home = Path(tempfile.gettempdir()) / f"switchboard-pg-{digest}"
+                self.home.mkdir(exist_ok=True)
 
     @property
     def url(self) -> str:
@@ -141,21 +156,21 @@ class PostgresServer:
 
     @property
     def _data(self) -> Path:
-        return self.root / "data"
+        return self.home / "data"
 
     def _run(self, *args: str) -> None:
         os_user = _postgres_user()
         subprocess.run(
             [str(_postgres_bindir() / args[0]), *args[1:]],
-            check=True, capture_output=True, user=os_user, cwd=self.root,
+            check=True, capture_output=True, user=os_user, cwd=self.home,
         )
 
     def start(self) -> PostgresServer:
         os_user = _postgres_user()
         if os_user is not None:
-            shutil.chown(self.root, os_user)
+            shutil.chown(self.home, os_user)
         if not self._data.exists():
-            pwfile = self.root / "pw"
+            pwfile = self.home / "pw"
             pwfile.write_text(self.password)
             if os_user is not None:
                 shutil.chown(pwfile, os_user)
@@ -164,11 +179,11 @@ class PostgresServer:
             with (self._data / "postgresql.conf").open("a") as conf:
                 conf.write(
                     "\nlisten_addresses = '127.0.0.1'\n"
-                    f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n"
+                    f"unix_socket_directories = '{self.home}'\nmax_connections = 200\n"
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 )
         # The port is given at each start: a kept data folder may get another free port.
-        self._run("pg_ctl", "-D", str(self._data), "-l", str(self.root / "postgres.log"),
+        self._run("pg_ctl", "-D", str(self._data), "-l", str(self.home / "postgres.log"),
                   "-o", f"-p {self.port}", "-w", "-t", "60", "start")
         self._ensure_database()
         return self
@@ -194,4 +209,5 @@ class PostgresServer:
 
     def cleanup(self) -> None:
         self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,13 +20,31 @@ from pathlib import Path
 from .embedded import NatsServer, PostgresServer, free_port, wait_for_port
 
 
+def preferred_port(port: int) -> int:
+    """``port`` when it is free (stable URLs for people), else any free one."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
 @dataclass
 class Process:
     name: str
     argv: list[str]
+    port: int
     env: dict[str, str] = field(default_factory=dict)
-    port: int | None = None
     _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, base_env: dict[str, str], logs: Path) -> None:
         with (logs / f"{self.name}.log").open("ab") as log:
@@ -48,10 +67,6 @@ class Process:
             self._proc.wait()
 
 
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
 @dataclass
 class Stack:
     root: Path
@@ -61,33 +76,29 @@ class Stack:
 
     @classmethod
     def prepare(cls, root: Path) -> Stack:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "logs").mkdir(exist_ok=True)
-        nats_dir = root / "nats"
-        nats_dir.mkdir(exist_ok=True)
-        return cls(root, NatsServer(store=nats_dir), PostgresServer(root=root / "postgres"))
+        for folder in ("logs", "nats", "postgres"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        return cls(root, NatsServer(store=root / "nats", port=preferred_port(4222)),
+                   PostgresServer(root=root / "postgres", port=preferred_port(55432)))
 
     @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "NATS_URL": self.nats.url, "DATABASE_URL": self.postgres.url,
                 "SWITCHBOARD_ENV": "development", "PYTHONUNBUFFERED": "1"}
 
-    def add(self, name: str, argv: list[str], *, http: bool = True, **env: str) -> Process:
-        port = free_port() if http else None
-        if port is not None:
-            env.setdefault("HTTP_PORT", str(port))
-        process = Process(name, argv, dict(env), port)
+    def add(self, name: str, argv: list[str], port: int, **env: str) -> Process:
+        process = Process(name, argv, port, dict(env))
         self.processes.append(process)
         return process
 
-    def start(self) -> None:
-        (self.root / "postgres").mkdir(exist_ok=True)
+    def start_servers(self) -> None:
         self.nats.start()
         self.postgres.start()
+
+    def start_processes(self) -> None:
         for process in self.processes:
             process.start(self.env, self.root / "logs")
-            if process.port is not None:
-                wait_for_port(process.port, timeout_s=60)
+            wait_for_port(process.port, timeout_s=60)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -24,7 +24,7 @@ def build(settings: GatewaySettings | None = None) -> Service:
         svc.add_check("tenants", lambda: directory.synced)
         webhooks = Webhooks(settings, svc.nc, directory, svc.publisher(GATEWAY),
                             RateLimits(settings.ip_rate_limit, settings.sender_rate_limit))
-        svc.app.include_router(webhooks.router())
+        svc.app.router.routes.extend(webhooks.routes())
 
         @svc.on_stop
         async def close(_: Service) -> None:

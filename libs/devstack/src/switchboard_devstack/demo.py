@@ -1,0 +1,72 @@
+"""The demo tenant ``make run`` creates once and keeps in ``.run/``: an encryption key, a
+Twilio account and token for the simulator, and one WhatsApp number."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import nats
+from switchboard_tenants import (
+    DirectoryPublisher,
+    NewTenant,
+    TenantRepository,
+    TokenCipher,
+    apply_migrations,
+    generate_key,
+    open_bucket,
+)
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+NUMBER = "whatsapp:+14155550100"
+USER = "whatsapp:+14155550101"
+TENANT_ID = "demo"
+
+
+@dataclass(frozen=True)
+class Demo:
+    tenant_key: str
+    auth_token: str
+
+    @classmethod
+    def load_or_create(cls, root: Path) -> Demo:
+        path = root / "demo.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            return cls(data["tenant_key"], data["auth_token"])
+        demo = cls(generate_key(), secrets.token_hex(16))
+        path.write_text(json.dumps({"tenant_key": demo.tenant_key,
+                                    "auth_token": demo.auth_token}))
+        path.chmod(0o600)
+        return demo
+
+    async def register(self, database_url: str, nats_url: str) -> None:
+        """Migrate, add the demo tenant if missing, and publish the tenant directory."""
+        apply_migrations(database_url)
+        cipher = TokenCipher([self.tenant_key])
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        nc = await nats.connect(nats_url)
+        try:
+            publisher = DirectoryPublisher(await open_bucket(nc.jetstream()))
+            tenants = TenantRepository(pool, cipher, publisher)
+            if await tenants.get(TENANT_ID) is None:
+                await tenants.add(NewTenant(
+                    tenant_id=TENANT_ID, name="Demo clinic", account_sid=ACCOUNT_SID,
+                    auth_token=self.auth_token, numbers=[NUMBER],
+                    system_prompt="You are the friendly assistant of a dental clinic. Be brief.",
+                ))
+            await tenants.publish_all()
+        finally:
+            await nc.close()
+            await pool.close()
+
+    def simulator_config(self, path: Path, webhook_url: str) -> Path:
+        path.write_text(json.dumps({
+            "accounts": [{"sid": ACCOUNT_SID, "auth_token": self.auth_token}],
+            "numbers": [{"address": NUMBER, "account_sid": ACCOUNT_SID,
+                         "webhook_url": webhook_url}],
+        }, indent=2))
+        return path

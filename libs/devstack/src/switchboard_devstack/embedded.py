@@ -7,6 +7,8 @@ refuses to run as root, so as root the cluster runs as an unprivileged system us
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -103,17 +105,44 @@ class NatsServer:
         shutil.rmtree(self.store, ignore_errors=True)
 
 
+@functools.cache
 def _postgres_bindir() -> Path:
     # Located without importing pgserver, whose import has side effects we do not need.
     spec = importlib.util.find_spec("pgserver")
     if spec is not None and spec.origin is not None:
-        return Path(spec.origin).parent / "pginstall" / "bin"
+        return _reachable_copy(Path(spec.origin).parent / "pginstall") / "bin"
     found = shutil.which("pg_ctl")
     if found:
         return Path(found).resolve().parent
     raise RuntimeError("no Postgres binaries: install the pgserver package or PostgreSQL")
 
 
+def _reachable_copy(install: Path) -> Path:
+    """The bundled Postgres, or a copy the cluster's user can run when the checkout (and so
+    the virtualenv) sits in a folder only root may enter."""
+    os_user = _postgres_user()
+    if os_user is None or _can_run(install / "bin" / "initdb", os_user):
+        return install
+    # The binaries find their libraries at $ORIGIN/../../../pgserver.libs: keep that layout.
+    site = install.parent.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    shared = Path(tempfile.gettempdir()) / f"switchboard-pgserver-{digest}"
+    if not (shared / "pgserver" / "pginstall" / "bin" / "initdb").exists():
+        staging = Path(tempfile.mkdtemp(prefix="switchboard-pgserver-"))
+        shutil.copytree(install, staging / "pgserver" / "pginstall")
+        shutil.copytree(site / "pgserver.libs", staging / "pgserver.libs")
+        staging.chmod(0o755)
+        with contextlib.suppress(OSError):  # another process copied it first
+            staging.rename(shared)
+        shutil.rmtree(staging, ignore_errors=True)
+    return shared / "pgserver" / "pginstall"
+
+
+def _can_run(path: Path, os_user: str) -> bool:
+    return subprocess.run(["test", "-x", str(path)], user=os_user).returncode == 0
+
+
+@functools.cache
 def _postgres_user() -> str | None:
     """The OS user to run Postgres as: None when we are not root."""
     if os.geteuid() != 0:

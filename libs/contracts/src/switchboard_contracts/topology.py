@@ -34,7 +34,18 @@ ADVISORIES = StreamSpec(
     max_age_days=7.0,
 )
 
-ALL_STREAMS: tuple[StreamSpec, ...] = (GATEWAY, DEADLETTER, ADVISORIES)
+CONVERSATION = StreamSpec(
+    "CONVERSATION", ("conversation.>",),
+    "Conversation aggregates, one subject tree per conversation",
+    max_age_days=365.0,
+)
+TRANSCRIPTION = StreamSpec("TRANSCRIPTION", ("transcription.>",), "Transcripts of voice notes")
+AGENT = StreamSpec("AGENT", ("agent.>",), "Replies the agent generated or failed to generate")
+SENDER = StreamSpec("SENDER", ("sender.>",), "Outbound messages: attempts, sends, statuses")
+
+ALL_STREAMS: tuple[StreamSpec, ...] = (
+    GATEWAY, CONVERSATION, TRANSCRIPTION, AGENT, SENDER, DEADLETTER, ADVISORIES,
+)
 
 
 def event_subject(service: str, event_type: str, key: str | None = None) -> str:

@@ -1,5 +1,5 @@
 """Typed payloads, one module per producing service. Importing this registers them all."""
 
-from . import gateway
+from . import agent, conversation, gateway, sender, transcription
 
-__all__ = ["gateway"]
+__all__ = ["agent", "conversation", "gateway", "sender", "transcription"]

@@ -14,6 +14,7 @@ from ..telemetry.metrics import EVENTS_PUBLISHED, PUBLISH_SECONDS
 
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 
 tracer = trace.get_tracer("switchboard.bus")
 
@@ -31,6 +32,7 @@ class Publisher:
         *,
         msg_id: str | None = None,
         expected_last_subject_seq: int | None = None,
+        expected_subject_filter: str | None = None,
     ) -> PubAck:
         """Store ``envelope`` on ``subject``; returns once JetStream has it.
 
@@ -50,6 +52,9 @@ class Publisher:
             headers = inject_headers({MSG_ID: msg_id or str(envelope.event_id)})
             if expected_last_subject_seq is not None:
                 headers[EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_subject_seq)
+            if expected_subject_filter is not None:
+                # Server 2.11+: the sequence check covers a wildcard (a whole aggregate).
+                headers[EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expected_subject_filter
             started = time.perf_counter()
             ack = await self._js.publish(
                 subject, envelope.to_bytes(), timeout=self._timeout,

@@ -1,0 +1,114 @@
+"""Events of the Conversation aggregate (stream CONVERSATION).
+
+All events of one conversation live on ``conversation.<conversation_id>.<Type>`` and are
+appended with the expected-last-subject-sequence check over ``conversation.<id>.>``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..envelope import EventData
+from ..registry import registry
+from .gateway import Media
+
+
+class ContextMessage(BaseModel):
+    """One message of the history the agent answers from."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: str  # "user" or "assistant"
+    content: str
+    at: datetime
+
+
+@registry.register
+class ConversationStarted(EventData):
+    TYPE = "ConversationStarted"
+    user_address: str
+    business_address: str
+    account_sid: str
+    session: int = 1  # a conversation closed for idleness starts again as the next session
+
+
+@registry.register
+class UserMessageAppended(EventData):
+    TYPE = "UserMessageAppended"
+    message_sid: str
+    text: str = ""
+    media: list[Media] = Field(default_factory=list)
+    message_type: str | None = None
+    received_at: datetime
+    # The turn that will answer it (a burst shares one turn).
+    turn: int
+
+
+@registry.register
+class TranscriptionRequested(EventData):
+    TYPE = "TranscriptionRequested"
+    message_sid: str
+    media_url: str
+    content_type: str
+    account_sid: str
+    language_hint: str | None = None
+
+
+@registry.register
+class TranscriptAppended(EventData):
+    """The transcript of a voice note became the text of its user message."""
+
+    TYPE = "TranscriptAppended"
+    message_sid: str
+    text: str
+    language: str | None = None
+    failed: bool = False
+    reason: str | None = None
+
+
+@registry.register
+class ReplyRequested(EventData):
+    """Ask the agent to answer the turn's user messages, with the recent history."""
+
+    TYPE = "ReplyRequested"
+    turn: int
+    message_sids: list[str]
+    context: list[ContextMessage]
+    user_address: str
+    business_address: str
+    account_sid: str
+
+
+@registry.register
+class AssistantMessageAppended(EventData):
+    TYPE = "AssistantMessageAppended"
+    turn: int
+    text: str
+    fallback: bool = False
+    reply_event_id: str
+
+
+@registry.register
+class ReplySuperseded(EventData):
+    """The turn's reply arrived after newer user messages: the next turn answers them all."""
+
+    TYPE = "ReplySuperseded"
+    turn: int
+    next_turn: int
+
+
+@registry.register
+class ConversationClosed(EventData):
+    TYPE = "ConversationClosed"
+    reason: str  # "idle"
+    session: int
+
+
+@registry.register
+class IdleCheckDue(EventData):
+    """A durable timer (a scheduled message) asking whether the conversation went idle."""
+
+    TYPE = "IdleCheckDue"
+    last_activity_at: datetime

@@ -43,7 +43,7 @@ async def replay(js: JetStreamContext, stream: str, subjects: str) -> list[Store
     )
     try:
         info = await sub.consumer_info()
-        remaining = info.num_pending
+        remaining = info.num_pending or 0
         events: list[Stored] = []
         while remaining > 0:
             for msg in await sub.fetch(min(remaining, 256), timeout=5.0):

@@ -20,7 +20,7 @@ def test_log_lines_carry_no_phone_text_or_token(capsys) -> None:
         raise ValueError(f"bad number {PHONE}")
     except ValueError:
         log.exception("handler failed", data={"text": TEXT, "to": PHONE})
-    logging.getLogger("uvicorn.error").error("stdlib says %s", PHONE)
+    logging.getLogger("nats.aio.client").error("stdlib says %s", PHONE)
 
     out = capsys.readouterr().err
     lines = [json.loads(line) for line in out.strip().splitlines()]

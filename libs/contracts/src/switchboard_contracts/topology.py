@@ -18,6 +18,9 @@ class StreamSpec:
     # what a production deployment starts from, overridable per stream by environment.
     max_age_days: float = 30.0
     duplicate_window_s: float = 120.0
+    # Durable timers (scheduled messages, server 2.12+). Once on, the server refuses to turn
+    # it off, so it is part of the stream's definition wherever the stream is created.
+    allow_msg_schedules: bool = False
 
 
 GATEWAY = StreamSpec("GATEWAY", ("gateway.>",), "Facts accepted at the Twilio edge")
@@ -37,11 +40,12 @@ ADVISORIES = StreamSpec(
 CONVERSATION = StreamSpec(
     "CONVERSATION", ("conversation.>",),
     "Conversation aggregates, one subject tree per conversation",
-    max_age_days=365.0,
+    max_age_days=365.0, allow_msg_schedules=True,
 )
 TRANSCRIPTION = StreamSpec("TRANSCRIPTION", ("transcription.>",), "Transcripts of voice notes")
 AGENT = StreamSpec("AGENT", ("agent.>",), "Replies the agent generated or failed to generate")
-SENDER = StreamSpec("SENDER", ("sender.>",), "Outbound messages: attempts, sends, statuses")
+SENDER = StreamSpec("SENDER", ("sender.>",), "Outbound messages: attempts, sends, statuses",
+                    allow_msg_schedules=True)
 
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     GATEWAY, CONVERSATION, TRANSCRIPTION, AGENT, SENDER, DEADLETTER, ADVISORIES,

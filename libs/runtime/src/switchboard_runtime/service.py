@@ -22,7 +22,14 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from switchboard_contracts.topology import ADVISORIES, DEADLETTER, StreamSpec
 
-from .bus import Consumer, ConsumerSpec, Handler, Publisher, ensure_streams
+from .bus import (
+    Consumer,
+    ConsumerSpec,
+    Handler,
+    Publisher,
+    ensure_input_stream,
+    ensure_streams,
+)
 from .bus.collector import AdvisoryCollector
 from .config import ServiceSettings
 from .telemetry import configure_logging, configure_tracing, get_logger
@@ -46,11 +53,13 @@ class Service:
         settings: ServiceSettings,
         *,
         owns: Sequence[StreamSpec] = (),
+        reads: Sequence[StreamSpec] = (),
         app: FastAPI | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.service_name
         self.owns = tuple(owns)
+        self.reads = tuple(reads)
         self.app = app or FastAPI(title=f"switchboard {self.name}")
         # A server span per request (the root of a webhook's trace); probes stay untraced.
         FastAPIInstrumentor.instrument_app(self.app, excluded_urls="healthz,readyz,metrics")
@@ -109,6 +118,8 @@ class Service:
         )
         self._js = self._nc.jetstream()
         await ensure_streams(self._js, (*self.owns, DEADLETTER, ADVISORIES))
+        for spec in self.reads:  # so a service can start before the owners of its inputs
+            await ensure_input_stream(self._js, spec)
         if self.settings.database_url:
             self.db = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=10)
         for hook in self._on_start:

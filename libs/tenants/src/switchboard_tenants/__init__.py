@@ -1,7 +1,7 @@
 """Tenants: who owns which WhatsApp number, their Twilio credentials and agent settings."""
 
 from .crypto import TokenCipher, TokenDecryptError, generate_key
-from .directory import TenantDirectory
+from .directory import TenantDirectory, attach_directory
 from .kv import BUCKET, DirectoryPublisher, open_bucket
 from .models import NewTenant, TenantRecord, TenantRoute, TenantUpdate
 from .repository import TenantConflict, TenantNotFound, TenantRepository, hash_api_key
@@ -21,6 +21,7 @@ __all__ = [
     "TokenCipher",
     "TokenDecryptError",
     "apply_migrations",
+    "attach_directory",
     "generate_key",
     "hash_api_key",
     "open_bucket",

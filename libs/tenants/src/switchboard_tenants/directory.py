@@ -13,6 +13,7 @@ import contextlib
 from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import ValidationError
+from switchboard_runtime import Service
 from switchboard_runtime.telemetry import get_logger
 
 from .crypto import TokenCipher, TokenDecryptError
@@ -130,3 +131,16 @@ class TenantDirectory:
                       tenant_id=record.tenant_id)
             raise
         return TenantRoute(record.tenant_id, record.account_sid, token, record)
+
+
+async def attach_directory(service: Service, cipher: TokenCipher) -> TenantDirectory:
+    """Start a directory for a running service: loaded before it is ready, stopped with it."""
+    directory = TenantDirectory(service.js, cipher)
+    await directory.start()
+    service.add_check("tenants", lambda: directory.synced)
+
+    async def stop(_: Service) -> None:
+        await directory.stop()
+
+    service.on_stop(stop)
+    return directory

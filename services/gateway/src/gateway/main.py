@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from switchboard_contracts.topology import GATEWAY
 from switchboard_runtime import Service
-from switchboard_tenants import TenantDirectory, TokenCipher
+from switchboard_tenants import TokenCipher, attach_directory
 
 from .ratelimit import RateLimits
 from .settings import GatewaySettings
@@ -19,16 +19,10 @@ def build(settings: GatewaySettings | None = None) -> Service:
 
     @service.on_start
     async def wire(svc: Service) -> None:
-        directory = TenantDirectory(svc.js, cipher)
-        await directory.start()
-        svc.add_check("tenants", lambda: directory.synced)
+        directory = await attach_directory(svc, cipher)
         webhooks = Webhooks(settings, svc.nc, directory, svc.publisher(GATEWAY),
                             RateLimits(settings.ip_rate_limit, settings.sender_rate_limit))
         svc.app.router.routes.extend(webhooks.routes())
-
-        @svc.on_stop
-        async def close(_: Service) -> None:
-            await directory.stop()
 
     return service
 

@@ -73,12 +73,17 @@ class ReplyRequested(EventData):
     """Ask the agent to answer the turn's user messages, with the recent history."""
 
     TYPE = "ReplyRequested"
+    VERSION = "1.1"
     turn: int
     message_sids: list[str]
     context: list[ContextMessage]
     user_address: str
     business_address: str
     account_sid: str
+    # 1.1: set when there is nothing the LLM could answer, e.g. "transcription_failed" (every
+    # message of the turn is a voice note that could not be transcribed): the agent answers
+    # with its fallback text for that reason, in the tenant's language, without the LLM.
+    fallback_reason: str | None = None
 
 
 @registry.register

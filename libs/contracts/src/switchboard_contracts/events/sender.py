@@ -1,9 +1,28 @@
-"""Events of the sender (stream SENDER, ``sender.<reply event id>.<Type>``)."""
+"""Events of the sender (stream SENDER, ``sender.<reply event id>.<Type>``).
+
+The subject tree ``sender.<reply event id>.>`` is the durable state of one reply: its parts,
+every attempt, what Twilio answered and the delivery statuses applied.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ..envelope import EventData
 from ..registry import registry
+
+
+@registry.register
+class OutboundReplyAccepted(EventData):
+    """First event of a reply's tree: what is to be sent, already split into parts."""
+
+    TYPE = "OutboundReplyAccepted"
+    turn: int
+    texts: list[str]  # the parts, in order (each at most 1600 characters)
+    to_address: str
+    from_address: str
+    account_sid: str
+    fallback: bool = False
 
 
 @registry.register
@@ -11,10 +30,12 @@ class OutboundPartAttempted(EventData):
     """Recorded before a Messages API call, so a crash after it can be recognised."""
 
     TYPE = "OutboundPartAttempted"
+    VERSION = "1.1"
     turn: int
     part: int
     parts: int
     attempt: int
+    attempted_at: datetime | None = None  # 1.1: when the call was about to be made
 
 
 @registry.register
@@ -45,6 +66,20 @@ class DeliveryStatusApplied(EventData):
     """A status callback applied to a part, by rank (never backwards)."""
 
     TYPE = "DeliveryStatusApplied"
+    VERSION = "1.1"
     message_sid: str
     status: str
     error_code: str | None = None
+    part: int | None = None  # 1.1
+    previous_status: str | None = None  # 1.1
+
+
+@registry.register
+class PartTimeoutDue(EventData):
+    """A durable timer (a JetStream scheduled message): part ``part`` of the reply was sent
+    at least the part timeout ago, so the next part may go without its ``sent`` callback."""
+
+    TYPE = "PartTimeoutDue"
+    reply_id: str
+    part: int
+    due_at: datetime

@@ -50,6 +50,7 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         storage=StorageType.MEMORY if storage == "memory" else StorageType.FILE,
         duplicate_window=float(pick("duplicate_window_s", spec.duplicate_window_s)),  # type: ignore[arg-type]
         allow_direct=True,
+        allow_msg_schedules=spec.allow_msg_schedules or None,
     )
 
 
@@ -68,3 +69,13 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
 async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...]) -> None:
     for spec in specs:
         await ensure_stream(js, spec)
+
+
+async def ensure_input_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Create a stream a service reads when its owner has not started yet; never change an
+    existing one (only its owner does)."""
+    try:
+        await js.stream_info(spec.name)
+    except NotFoundError:
+        await js.add_stream(stream_config(spec))
+        log.info("input stream created ahead of its owner", stream=spec.name)

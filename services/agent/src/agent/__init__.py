@@ -1,0 +1,1 @@
+"""The agent service: ReplyRequested in, ReplyGenerated / ReplyFailed out."""

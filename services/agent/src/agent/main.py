@@ -1,0 +1,65 @@
+"""Composition root: the agent service, wired from its settings."""
+
+from __future__ import annotations
+
+from switchboard_contracts.events.conversation import ReplyRequested
+from switchboard_contracts.topology import AGENT, CONVERSATION
+from switchboard_runtime import Service
+from switchboard_runtime.aggregate import conversation_subject, load_conversation
+from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.telemetry import get_logger
+from switchboard_tenants import TokenCipher, attach_directory
+
+from .llm import chat_model
+from .replies import Ports, ReplyHandler
+from .settings import AgentSettings
+
+log = get_logger(__name__)
+
+# LLM calls are slow: one message per fetch, progress acks while the handler runs (so
+# JetStream does not redeliver mid-call), several requests in flight per replica.
+REPLIES = ConsumerSpec(
+    durable="agent-replies",
+    stream=CONVERSATION.name,
+    filter_subjects=(conversation_subject("*", ReplyRequested.TYPE),),
+    ack_wait_s=30.0,
+    max_deliver=5,
+    max_ack_pending=64,
+    retry_delays_s=(2.0, 10.0, 30.0, 120.0),
+    batch=1,
+    concurrency=8,
+    long_running=True,
+)
+
+
+def build(settings: AgentSettings | None = None) -> Service:
+    settings = settings or AgentSettings()
+    cipher = TokenCipher.from_env()  # fail at start-up, naming the setting
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    chat = chat_model(key, settings.openai_base_url)
+    handler = ReplyHandler(settings, chat)
+    service = Service(settings, owns=(AGENT,), reads=(CONVERSATION,))
+    service.app.title = "Switchboard agent"
+    service.consume(REPLIES, {ReplyRequested.TYPE: handler.handle})
+
+    @service.on_start
+    async def wire(svc: Service) -> None:
+        if settings.dev_responder:
+            log.warning("no OPENAI_API_KEY or OPENAI_BASE_URL: the local development "
+                        "responder answers")
+        directory = await attach_directory(svc, cipher)
+        handler.connect(Ports(
+            load_conversation=lambda conversation_id: load_conversation(svc.js, conversation_id),
+            tenant=directory.tenant,
+            publisher=svc.publisher(AGENT),
+        ))
+
+        @svc.on_stop
+        async def close(_: Service) -> None:
+            await chat.aclose()
+
+    return service
+
+
+def main() -> None:
+    build().run()

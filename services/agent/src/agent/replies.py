@@ -1,0 +1,237 @@
+"""The handler of ``ReplyRequested``: answer the turn, or send the fallback text.
+
+For each request:
+
+1. Skip it (ack, no LLM call) when the conversation's own state says the turn is answered,
+   stale (a newer turn exists, or it was superseded) or in human mode. The state is folded
+   from the conversation's subject with ``load_conversation``, the one source of truth.
+2. If the request carries ``fallback_reason`` (a voice note that could not be transcribed),
+   answer with the localized fallback text, without the LLM.
+3. Otherwise ask the LLM with the tenant's prompt, model, language and endpoint and the recent
+   history within the token budget (``context.py``), retrying transient failures
+   (``retry.py``). When it gives up, publish ``ReplyFailed`` and then a ``ReplyGenerated``
+   with ``fallback=True`` and the localized "try again later" text, so the user always gets
+   an answer.
+
+No double replies: the events of a turn have ``Nats-Msg-Id``s and event ids derived from
+(conversation, turn, type), so a redelivered request's reply is dropped by the AGENT stream's
+duplicate window; a duplicate that arrives while the first is being answered waits for it,
+and one that arrives after it (in this process) is skipped; later ones are skipped by step 1
+once the conversation has recorded the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from switchboard_contracts import Envelope, Event, EventData
+from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.events.agent import ReplyFailed, ReplyGenerated, TokenUsage
+from switchboard_contracts.events.conversation import ReplyRequested
+from switchboard_contracts.topology import event_subject
+from switchboard_runtime.bus import PermanentError, Publisher
+from switchboard_runtime.telemetry import get_logger
+from switchboard_tenants import TenantRecord
+
+from .context import build_messages, system_prompt
+from .fallbacks import text_for_reason, unavailable_text
+from .llm import ChatModel, ChatRequest
+from .metrics import FALLBACKS, LLM_REJECTED, LLM_TOKENS, SKIPPED
+from .retry import LLMGaveUp, RetryPolicy, complete_with_retries
+from .settings import AgentSettings
+
+log = get_logger(__name__)
+
+# Event ids of the agent's events are UUIDv5 of this namespace and the Nats-Msg-Id.
+EVENT_ID_NAMESPACE = uuid.UUID("5b1f3c1e-2f4a-4d0e-9a59-7a0c1e6d2b10")
+RECENT_TURNS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProfile:
+    """The agent settings that apply to one tenant."""
+
+    model: str
+    system_prompt: str
+    language: str
+    base_url: str | None = None
+
+
+def profile_for(tenant: TenantRecord | None, settings: AgentSettings) -> AgentProfile:
+    if tenant is None:
+        return AgentProfile(settings.llm_model, settings.llm_system_prompt, settings.llm_language)
+    return AgentProfile(tenant.model, tenant.system_prompt, tenant.language, tenant.llm_base_url)
+
+
+def skip_reason(state: ConversationState, turn: int) -> str | None:
+    """Why this turn must not be answered now, or None."""
+    if turn in state.answered_turns:
+        return "answered"
+    if state.reply_is_stale(turn):
+        return "stale"
+    if state.human_mode:
+        return "human_mode"
+    return None
+
+
+def msg_id(conversation_id: str, turn: int, event_type: str) -> str:
+    return f"agent:{conversation_id}:{turn}:{event_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """What the handler reaches outside itself, connected at start-up."""
+
+    load_conversation: Callable[[str], Awaitable[ConversationState]]
+    tenant: Callable[[str], TenantRecord | None]
+    publisher: Publisher
+
+
+class ReplyHandler:
+    def __init__(self, settings: AgentSettings, chat: ChatModel) -> None:
+        self._settings = settings
+        self._chat = chat
+        self._policy = RetryPolicy(
+            max_attempts=settings.llm_max_attempts,
+            backoff_base_s=settings.llm_backoff_base_s,
+            backoff_max_s=settings.llm_backoff_max_s,
+            retry_after_max_s=settings.llm_retry_after_max_s,
+        )
+        self._ports: Ports | None = None
+        self._in_flight: dict[tuple[str, int], asyncio.Future[None]] = {}
+        self._answered: OrderedDict[tuple[str, int], None] = OrderedDict()
+
+    def connect(self, ports: Ports) -> None:
+        self._ports = ports
+
+    @property
+    def ports(self) -> Ports:
+        assert self._ports is not None, "handler not connected"
+        return self._ports
+
+    async def handle(self, event: Event[ReplyRequested]) -> None:
+        conversation_id = event.envelope.conversation_id
+        if not conversation_id:
+            raise PermanentError("ReplyRequested without a conversation_id")
+        key = (conversation_id, event.data.turn)
+        if key in self._answered:
+            SKIPPED.labels("duplicate").inc()
+            log.info("reply already sent for this turn", turn=key[1])
+            return
+        running = self._in_flight.get(key)
+        if running is not None:  # the same turn is being answered: wait for that answer
+            SKIPPED.labels("duplicate").inc()
+            await asyncio.shield(running)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        self._in_flight[key] = done
+        try:
+            await self._answer(event, conversation_id)
+        except BaseException as exc:
+            # A waiting duplicate fails too, so it is retried rather than acked unanswered.
+            done.set_exception(exc if isinstance(exc, Exception)
+                               else RuntimeError("the first delivery was interrupted"))
+            raise
+        else:
+            done.set_result(None)
+            self._answered[key] = None
+            while len(self._answered) > RECENT_TURNS:
+                self._answered.popitem(last=False)
+        finally:
+            del self._in_flight[key]
+
+    async def _answer(self, event: Event[ReplyRequested], conversation_id: str) -> None:
+        env, request = event.envelope, event.data
+        state = await self.ports.load_conversation(conversation_id)
+        reason = skip_reason(state, request.turn)
+        if reason is not None:
+            SKIPPED.labels(reason).inc()
+            log.info("reply not needed", reason=reason, turn=request.turn,
+                     conversation_turn=state.turn)
+            return
+        tenant_id = env.tenant_id or "unknown"
+        tenant = self.ports.tenant(env.tenant_id) if env.tenant_id else None
+        if tenant is None:
+            log.warning("tenant not in the directory; using the default agent settings")
+        profile = profile_for(tenant, self._settings)
+        events = await self._reply(env, request, profile, tenant_id)
+        for data in events:
+            await self._publish(env, conversation_id, request.turn, data)
+
+    async def _reply(self, env: Envelope, request: ReplyRequested, profile: AgentProfile,
+                     tenant_id: str) -> list[EventData]:
+        if request.fallback_reason:
+            FALLBACKS.labels(tenant_id, request.fallback_reason).inc()
+            log.info("fallback without the LLM", reason=request.fallback_reason,
+                     turn=request.turn)
+            return [self._generated(request, text_for_reason(request.fallback_reason,
+                                                             profile.language),
+                                    model="none", fallback_reason=request.fallback_reason)]
+        chat_request = ChatRequest(
+            model=profile.model,
+            messages=build_messages(system_prompt(profile.system_prompt, profile.language),
+                                    request.context, self._settings.llm_context_tokens),
+            timeout_s=self._settings.llm_timeout_s,
+            base_url=profile.base_url,
+            max_tokens=self._settings.llm_max_reply_tokens,
+        )
+        started = time.perf_counter()
+        try:
+            completion, attempts = await complete_with_retries(
+                self._chat, chat_request, self._policy, tenant=tenant_id)
+        except LLMGaveUp as gave_up:
+            latency_ms = (time.perf_counter() - started) * 1000
+            why = "llm_rejected" if gave_up.permanent else "llm_failed"
+            FALLBACKS.labels(tenant_id, why).inc()
+            if gave_up.permanent:
+                LLM_REJECTED.labels(tenant_id, profile.model, gave_up.reason).inc()
+                log.error("LLM endpoint refused the request: check the API key, model and "
+                          "base URL of this tenant; sending the fallback text",
+                          reason=gave_up.reason, model=profile.model, turn=request.turn)
+            else:
+                log.error("LLM failed after retries; sending the fallback text",
+                          reason=gave_up.reason, attempts=gave_up.attempts,
+                          model=profile.model, turn=request.turn)
+            return [
+                ReplyFailed(turn=request.turn, reason=gave_up.reason, attempts=gave_up.attempts,
+                            permanent=gave_up.permanent, model=profile.model),
+                self._generated(request, unavailable_text(profile.language),
+                                model=profile.model, fallback_reason=why,
+                                latency_ms=latency_ms),
+            ]
+        latency_ms = (time.perf_counter() - started) * 1000
+        LLM_TOKENS.labels(tenant_id, profile.model, "prompt").inc(completion.prompt_tokens)
+        LLM_TOKENS.labels(tenant_id, profile.model, "completion").inc(completion.completion_tokens)
+        log.info("reply generated", turn=request.turn, model=completion.model, attempts=attempts,
+                 prompt_tokens=completion.prompt_tokens,
+                 completion_tokens=completion.completion_tokens, latency_ms=round(latency_ms))
+        return [self._generated(
+            request, completion.text, model=completion.model, latency_ms=latency_ms,
+            usage=TokenUsage(prompt_tokens=completion.prompt_tokens,
+                             completion_tokens=completion.completion_tokens))]
+
+    @staticmethod
+    def _generated(request: ReplyRequested, text: str, *, model: str,
+                   fallback_reason: str | None = None, latency_ms: float = 0.0,
+                   usage: TokenUsage | None = None) -> ReplyGenerated:
+        return ReplyGenerated(
+            turn=request.turn, text=text, model=model, fallback=fallback_reason is not None,
+            usage=usage or TokenUsage(), latency_ms=round(latency_ms, 1),
+            user_address=request.user_address, business_address=request.business_address,
+            account_sid=request.account_sid, fallback_reason=fallback_reason,
+        )
+
+    async def _publish(self, cause: Envelope, conversation_id: str, turn: int,
+                       data: EventData) -> None:
+        identity = msg_id(conversation_id, turn, data.TYPE)
+        envelope = cause.caused(data, event_id=uuid.uuid5(EVENT_ID_NAMESPACE, identity))
+        ack = await self.ports.publisher.publish(
+            event_subject("agent", data.TYPE), envelope, msg_id=identity)
+        if ack.duplicate:
+            log.info("reply was already stored (duplicate)", event_type=data.TYPE, turn=turn)

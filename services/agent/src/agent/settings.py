@@ -1,0 +1,64 @@
+"""Agent settings (environment variables, see the README)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+from switchboard_runtime import ServiceSettings
+from switchboard_tenants.models import DEFAULT_LANGUAGE, DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT
+
+
+class AgentSettings(ServiceSettings):
+    REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = (
+        "nats_url", "llm_endpoint", "sb_tenant_keys_or_file",
+    )
+    SETTING_NAMES: ClassVar[dict[str, str]] = {
+        "llm_endpoint": "OPENAI_API_KEY (or OPENAI_BASE_URL, for a keyless "
+                        "OpenAI-compatible endpoint)",
+        "sb_tenant_keys_or_file": "SB_TENANT_KEYS or SB_TENANT_KEYS_FILE",
+    }
+
+    service_name: str = "agent"
+    # The LLM endpoint. With neither set, a local development responder answers in-process.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    # Defaults for a tenant the directory does not know (a tenant's own settings win).
+    llm_model: str = DEFAULT_MODEL
+    llm_system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    llm_language: str = DEFAULT_LANGUAGE
+    # One attempt's timeout, and how many attempts before the fallback text is sent.
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_attempts: int = Field(default=4, ge=1)
+    # Exponential backoff with full jitter between attempts, unless the endpoint says
+    # Retry-After (honoured up to llm_retry_after_max_s).
+    llm_backoff_base_s: float = Field(default=1.0, ge=0)
+    llm_backoff_max_s: float = Field(default=10.0, ge=0)
+    llm_retry_after_max_s: float = Field(default=30.0, ge=0)
+    # Tokens of prompt (system prompt + history) sent at most; older messages are dropped.
+    llm_context_tokens: int = Field(default=3000, ge=100)
+    # Longest answer asked for (max_tokens); unset leaves it to the endpoint.
+    llm_max_reply_tokens: int | None = Field(default=None, ge=1)
+    sb_tenant_keys: str | None = None
+    sb_tenant_keys_file: str | None = None
+
+    @field_validator("openai_base_url", "openai_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def llm_endpoint(self) -> str | None:
+        """Something to call: a key (OpenAI's default URL) or an explicit base URL."""
+        if self.openai_base_url:
+            return self.openai_base_url
+        return "api.openai.com" if self.openai_api_key else None
+
+    @property
+    def dev_responder(self) -> bool:
+        """No key and no base URL: answer with the local development responder."""
+        return self.llm_endpoint is None
+
+    @property
+    def sb_tenant_keys_or_file(self) -> str | None:
+        return self.sb_tenant_keys or self.sb_tenant_keys_file

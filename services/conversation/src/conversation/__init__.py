@@ -1,0 +1,1 @@
+"""The conversation service: the Conversation aggregate, event-sourced on JetStream."""

@@ -1,0 +1,163 @@
+"""The conversation's rules, as plain functions over its folded state.
+
+Each ``decide_*`` looks at the state and the fact being handled and returns the one next
+event to append (a ``Step``), or None when there is nothing (more) to do. The handler
+appends it with the version check, folds it in, and asks again: a fact usually takes a few
+steps (ConversationStarted, then UserMessageAppended, then ReplyRequested), each one checked
+against concurrent writers. Because a step depends only on the state, a fact handled twice,
+or a handler that crashed half-way and is redelivered, simply finishes what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from switchboard_contracts import EventData
+from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.conversation import (
+    AssistantMessageAppended,
+    ContextMessage,
+    ConversationClosed,
+    ConversationStarted,
+    IdleCheckDue,
+    ReplyRequested,
+    ReplySuperseded,
+    TranscriptAppended,
+    TranscriptionRequested,
+    UserMessageAppended,
+)
+from switchboard_contracts.events.gateway import InboundMessageReceived
+from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
+
+TRANSCRIPTION_FAILED = "transcription_failed"  # ReplyRequested.fallback_reason
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One event to append. ``key`` names the fact within the conversation (it becomes the
+    event id and the ``Nats-Msg-Id``); ``correlation_id`` overrides the cause's."""
+
+    data: EventData
+    key: str
+    correlation_id: str | None = None
+
+
+def conversation_id_for(tenant_id: str, user_address: str) -> str:
+    """Stable per tenant and user, and free of the phone number (it appears in subjects)."""
+    digest = hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()
+    return "cv" + digest[:32]
+
+
+# -- inbound messages --------------------------------------------------------------------------
+def decide_inbound(
+    state: ConversationState,
+    msg: InboundMessageReceived,
+    received_at: datetime,
+    *,
+    language_hint: str | None,
+    context_size: int,
+) -> Step | None:
+    sid = msg.message_sid
+    if sid not in state.message_sids:  # idempotent on MessageSid, whatever the event id
+        if not state.open:
+            session = state.session + 1
+            return Step(ConversationStarted(
+                user_address=msg.from_address, business_address=msg.to_address,
+                account_sid=msg.account_sid, session=session,
+            ), f"ConversationStarted:{session}")
+        return Step(UserMessageAppended(
+            message_sid=sid, text=msg.body, media=msg.media, message_type=msg.message_type,
+            received_at=received_at, turn=state.turn + 1,
+        ), f"UserMessageAppended:{sid}")
+    if state.open and sid in state.awaiting_transcript and sid not in state.transcription_requested:
+        audio = next(m for m in msg.media if m.content_type.lower().startswith("audio/"))
+        return Step(TranscriptionRequested(
+            message_sid=sid, media_url=audio.url, content_type=audio.content_type,
+            account_sid=msg.account_sid, language_hint=language_hint,
+        ), f"TranscriptionRequested:{sid}")
+    return next_request(state, context_size)
+
+
+# -- transcripts -------------------------------------------------------------------------------
+def decide_transcript(
+    state: ConversationState,
+    result: TranscriptionCompleted | TranscriptionFailed,
+    *,
+    context_size: int,
+) -> Step | None:
+    sid = result.message_sid
+    if state.open and sid in state.awaiting_transcript:
+        if isinstance(result, TranscriptionCompleted):
+            data = TranscriptAppended(message_sid=sid, text=result.text, language=result.language)
+        else:
+            data = TranscriptAppended(message_sid=sid, text="", failed=True, reason=result.reason)
+        return Step(data, f"TranscriptAppended:{sid}")
+    return next_request(state, context_size)
+
+
+# -- the agent's replies -----------------------------------------------------------------------
+def reply_awaited(state: ConversationState, turn: int) -> bool:
+    """The reply to ``turn`` is the one the conversation waits for (not old, not done)."""
+    return (state.open and state.reply_in_flight and turn == state.turn
+            and turn not in state.answered_turns and turn not in state.superseded_turns)
+
+
+def decide_reply(
+    state: ConversationState, reply: ReplyGenerated, reply_event_id: str, *, context_size: int
+) -> Step | None:
+    turn = reply.turn
+    if reply_awaited(state, turn):
+        if state.waiting_message_sids:  # the user said more meanwhile: answer it all next turn
+            return Step(ReplySuperseded(turn=turn, next_turn=turn + 1), f"ReplySuperseded:{turn}")
+        return Step(AssistantMessageAppended(
+            turn=turn, text=reply.text, fallback=reply.fallback, reply_event_id=reply_event_id,
+        ), f"AssistantMessageAppended:{turn}")
+    return next_request(state, context_size)
+
+
+# -- the next turn -----------------------------------------------------------------------------
+def next_request(state: ConversationState, context_size: int) -> Step | None:
+    """Ask for a reply when messages wait, none is in flight and every voice note among them
+    has its transcript (or failed to get one)."""
+    waiting = list(state.waiting_message_sids)
+    if not (state.open and waiting) or state.reply_in_flight:
+        return None
+    if any(sid in state.awaiting_transcript for sid in waiting):
+        return None
+    turn = state.turn + 1
+    nothing_to_answer = all(sid in state.failed_transcripts for sid in waiting)
+    return Step(ReplyRequested(
+        turn=turn,
+        message_sids=waiting,
+        context=[ContextMessage(role=role, content=text, at=at)
+                 for role, text, at in state.history[-context_size:]],
+        user_address=state.user_address or "",
+        business_address=state.business_address or "",
+        account_sid=state.account_sid or "",
+        fallback_reason=TRANSCRIPTION_FAILED if nothing_to_answer else None,
+    ), f"ReplyRequested:{turn}", correlation_id=state.message_correlation.get(waiting[0]))
+
+
+# -- idle close --------------------------------------------------------------------------------
+def idle_due_at(state: ConversationState, idle_close: timedelta) -> datetime | None:
+    """When the open conversation goes idle if nothing happens before."""
+    if not state.open or state.last_activity_at is None:
+        return None
+    return state.last_activity_at + idle_close
+
+
+def decide_idle(
+    state: ConversationState, check: IdleCheckDue, now: datetime, idle_close: timedelta
+) -> Step | None:
+    """Close only if nothing happened since the activity the timer was set for, and the idle
+    time has really passed (otherwise the handler sets the timer again)."""
+    due = idle_due_at(state, idle_close)
+    if due is None or state.last_activity_at is None:
+        return None
+    if state.last_activity_at > check.last_activity_at or now < due:
+        return None
+    return Step(ConversationClosed(reason="idle", session=state.session),
+                f"ConversationClosed:{state.session}")

@@ -1,0 +1,60 @@
+"""Composition root: the conversation service, wired from its settings."""
+
+from __future__ import annotations
+
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.conversation import IdleCheckDue
+from switchboard_contracts.events.gateway import InboundMessageReceived
+from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
+from switchboard_contracts.topology import AGENT, CONVERSATION, GATEWAY, TRANSCRIPTION
+from switchboard_runtime import Service
+from switchboard_runtime.bus import ConsumerSpec
+from switchboard_tenants import TokenCipher, attach_directory
+
+from .handlers import ConversationHandlers
+from .settings import ConversationSettings
+from .store import ConversationStore
+
+# Handlers are short (a replay and a few appends); a conflict storm is retried by redelivery.
+INBOUND = ConsumerSpec("conversation-inbound", GATEWAY.name,
+                       (f"gateway.{InboundMessageReceived.TYPE}",), ack_wait_s=30.0,
+                       max_deliver=8)
+REPLIES = ConsumerSpec("conversation-replies", AGENT.name, ("agent.>",), ack_wait_s=30.0,
+                       max_deliver=8)
+TRANSCRIPTS = ConsumerSpec("conversation-transcripts", TRANSCRIPTION.name, ("transcription.>",),
+                           ack_wait_s=30.0, max_deliver=8)
+TIMERS = ConsumerSpec("conversation-timers", CONVERSATION.name,
+                      (f"conversation.*.{IdleCheckDue.TYPE}",), ack_wait_s=30.0, max_deliver=8)
+
+
+def build(settings: ConversationSettings | None = None) -> Service:
+    settings = settings or ConversationSettings()
+    cipher = TokenCipher.from_env()  # fail at start-up, naming the setting
+    service = Service(settings, owns=(CONVERSATION,), reads=(GATEWAY, AGENT, TRANSCRIPTION))
+    service.app.title = "Switchboard conversation"
+
+    @service.on_start
+    async def wire(svc: Service) -> None:
+        directory = await attach_directory(svc, cipher)
+
+        def language_of(tenant_id: str) -> str | None:
+            tenant = directory.tenant(tenant_id)
+            return tenant.language if tenant else None
+
+        handlers = ConversationHandlers(
+            ConversationStore(svc.js), language_of,
+            idle_close_s=settings.conversation_idle_close_s,
+            context_size=settings.conversation_context_messages,
+            max_conflicts=settings.conversation_max_conflicts,
+        )
+        svc.consume(INBOUND, {InboundMessageReceived.TYPE: handlers.on_inbound})
+        svc.consume(REPLIES, {ReplyGenerated.TYPE: handlers.on_reply})
+        svc.consume(TRANSCRIPTS, {TranscriptionCompleted.TYPE: handlers.on_transcript,
+                                  TranscriptionFailed.TYPE: handlers.on_transcript})
+        svc.consume(TIMERS, {IdleCheckDue.TYPE: handlers.on_idle_check})
+
+    return service
+
+
+def main() -> None:
+    build().run()

@@ -1,0 +1,129 @@
+"""Drive the conversation service with real gateway/agent/transcription events; read its stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from conversation.domain import conversation_id_for
+from nats.js import JetStreamContext
+from switchboard_contracts import Envelope
+from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.gateway import InboundMessageReceived, Media
+from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
+from switchboard_contracts.topology import AGENT, GATEWAY, TRANSCRIPTION
+from switchboard_runtime.aggregate import load_conversation, replay
+from switchboard_runtime.bus import Publisher
+from switchboard_tenants import TenantRecord, TokenCipher
+
+TENANT = "clinic"
+ACCOUNT = "AC" + "a" * 32
+NUMBER = "whatsapp:+14155550100"
+USER = "whatsapp:+447700900123"
+LANGUAGE = "es"
+CID = conversation_id_for(TENANT, USER)
+GATEWAY_NS = uuid.UUID("0b7c2f64-2b4e-4a4e-9a53-8a3f2f1f0c11")
+
+
+def sid(prefix: str = "SM") -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def tenant_record(cipher: TokenCipher) -> TenantRecord:
+    now = datetime.now(UTC)
+    return TenantRecord(
+        tenant_id=TENANT, name="Clinic", account_sid=ACCOUNT,
+        auth_token_encrypted=cipher.encrypt("1" * 32), system_prompt="Be brief.", model="m",
+        language=LANGUAGE, numbers=(NUMBER,), created_at=now, updated_at=now,
+    )
+
+
+async def send_inbound(
+    js: JetStreamContext, message_sid: str | None = None, text: str = "hello", *,
+    media: list[Media] | None = None, user: str = USER, event_id: uuid.UUID | None = None,
+    msg_id: str | None = None,
+) -> Envelope:
+    """As the gateway stores it: event id from the MessageSid, correlation = MessageSid."""
+    message_sid = message_sid or sid("MM" if media else "SM")
+    data = InboundMessageReceived(
+        message_sid=message_sid, account_sid=ACCOUNT, from_address=user, to_address=NUMBER,
+        body=text, message_type="audio" if media else "text", media=media or [],
+    )
+    envelope = Envelope.wrap(
+        data, correlation_id=message_sid, tenant_id=TENANT,
+        event_id=event_id or uuid.uuid5(GATEWAY_NS, f"InboundMessageReceived:{message_sid}"),
+    )
+    await Publisher(js, GATEWAY.name).publish(
+        "gateway.InboundMessageReceived", envelope, msg_id=msg_id or message_sid
+    )
+    return envelope
+
+
+async def send_reply(js: JetStreamContext, request: Envelope, text: str = "answer") -> Envelope:
+    """As the agent answers a ReplyRequested."""
+    data = request.data
+    reply = ReplyGenerated(
+        turn=data["turn"], text=text, model="m", user_address=data["user_address"],
+        business_address=data["business_address"], account_sid=data["account_sid"],
+    )
+    envelope = request.caused(reply)
+    await Publisher(js, AGENT.name).publish("agent.ReplyGenerated", envelope)
+    return envelope
+
+
+async def send_transcript(js: JetStreamContext, request: Envelope, text: str | None) -> Envelope:
+    """As the transcription service answers a TranscriptionRequested (None: it failed)."""
+    message_sid = request.data["message_sid"]
+    result = (TranscriptionFailed(message_sid=message_sid, reason="no speech") if text is None
+              else TranscriptionCompleted(message_sid=message_sid, text=text, language="es",
+                                          audio_duration_s=2.0, processing_s=0.3, model="base"))
+    envelope = request.caused(result)
+    await Publisher(js, TRANSCRIPTION.name).publish(f"transcription.{result.TYPE}", envelope)
+    return envelope
+
+
+async def history(js: JetStreamContext, cid: str = CID) -> list[Envelope]:
+    """The conversation's events in stream order (its timer firings left out)."""
+    return [s.envelope for s in await replay(js, "CONVERSATION", f"conversation.{cid}.>")
+            if s.envelope.type != "IdleCheckDue"]
+
+
+def of_type(events: list[Envelope], kind: str) -> list[Envelope]:
+    return [e for e in events if e.type == kind]
+
+
+async def wait_for(
+    js: JetStreamContext, until: Callable[[list[Envelope]], bool], cid: str = CID,
+    timeout_s: float = 10.0,
+) -> list[Envelope]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = await history(js, cid)
+        if until(events):
+            return events
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; events so far: {[e.type for e in events]}")
+        await asyncio.sleep(0.05)
+
+
+def count(kind: str, n: int = 1) -> Callable[[list[Envelope]], bool]:
+    return lambda events: len(of_type(events, kind)) >= n
+
+
+async def settle(js: JetStreamContext, cid: str = CID, quiet_s: float = 0.5) -> list[Envelope]:
+    """The events once nothing new was appended for ``quiet_s``."""
+    before = await history(js, cid)
+    while True:
+        await asyncio.sleep(quiet_s)
+        after = await history(js, cid)
+        if len(after) == len(before):
+            return after
+        before = after
+
+
+async def state(js: JetStreamContext, cid: str = CID) -> ConversationState:
+    return await load_conversation(js, cid)

@@ -1,0 +1,340 @@
+"""The sender's handlers: one per event it consumes, each driving one reply forward.
+
+``ReplyGenerated`` records the reply (split into parts) and sends part 1; a
+``DeliveryStatusReported`` applies the status to its part and, once the part is ``sent``,
+sends the next; a ``PartTimeoutDue`` sends the next part when its callback is late. Every
+send goes through ``_send``: the attempt is recorded before the call and the outcome after
+it, so a redelivered event never makes a second call for a part (docs/adr/0008).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from nats.js import JetStreamContext
+from switchboard_contracts import Envelope, Event
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.gateway import DeliveryStatusReported
+from switchboard_contracts.events.sender import (
+    DeliveryStatusApplied,
+    OutboundMessageFailed,
+    OutboundMessageSent,
+    OutboundPartAttempted,
+    OutboundReplyAccepted,
+    PartTimeoutDue,
+)
+from switchboard_runtime.aggregate import ConcurrencyConflict, load_conversation
+from switchboard_runtime.bus import PermanentError
+from switchboard_runtime.telemetry import get_logger
+from switchboard_tenants import TenantDirectory
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from . import metrics
+from .ratelimit import SenderPacer
+from .rules import ErrorClass, ambiguous, classify, refusal, status_applies
+from .settings import SenderSettings
+from .splitting import split_message
+from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, next_action
+from .store import ReplyStore
+from .twilio_api import Credentials, MessagesApi, TwilioCallError
+
+log = get_logger(__name__)
+
+STATUS_PATH = "/twilio/whatsapp/status"
+MAX_CONFLICTS = 8
+
+
+class TransientFailure(Exception):
+    """A Messages API call worth trying again (5xx, 429, timeout, connection error)."""
+
+    def __init__(self, error: TwilioCallError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class NotRecordedYet(Exception):
+    """A status callback for a MessageSid whose send is not recorded yet: try again soon."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sender:
+    def __init__(
+        self, settings: SenderSettings, js: JetStreamContext, store: ReplyStore,
+        directory: TenantDirectory, api: MessagesApi, pacer: SenderPacer,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._settings = settings
+        self._js = js
+        self._store = store
+        self._directory = directory
+        self._api = api
+        self._pacer = pacer
+        self._clock = clock
+        self._part_timeout = timedelta(seconds=settings.part_timeout_s)
+        self._guard = timedelta(seconds=settings.in_flight_guard_s)
+        self._skew = timedelta(seconds=settings.lookup_skew_s)
+
+    # -- handlers ----------------------------------------------------------------------------
+    async def on_reply_generated(self, event: Event[ReplyGenerated]) -> None:
+        env, data = event.envelope, event.data
+        if not env.conversation_id or not env.tenant_id:
+            raise PermanentError("ReplyGenerated without conversation_id or tenant_id")
+        reply_id = str(env.event_id)
+        state = await self._store.load(reply_id)
+        if state.accepted is None:
+            texts = split_message(data.text)
+            accepted = env.caused(OutboundReplyAccepted(
+                turn=data.turn, texts=texts, to_address=data.user_address,
+                from_address=data.business_address, account_sid=data.account_sid,
+                fallback=data.fallback,
+            ))
+            try:
+                await self._store.append(state, accepted)
+                metrics.PARTS_PER_REPLY.observe(len(texts))
+            except ConcurrencyConflict:
+                pass  # another delivery recorded it first
+            state = await self._store.load(reply_id)
+            if not texts:
+                await self._fail(state, env, 1, "empty_reply", None)
+                return
+        elif state.finished:
+            metrics.DOUBLE_SENDS_AVOIDED.labels("already_done").inc()
+        await self._drive(state, env)
+
+    async def on_delivery_status(self, event: Event[DeliveryStatusReported]) -> None:
+        env, data = event.envelope, event.data
+        ref = await self._store.sent_ref(data.message_sid)
+        if ref is None:
+            self._unknown(env, data.status)
+            return
+        state = await self._store.load(ref.reply_id)
+        for _ in range(MAX_CONFLICTS):
+            part = state.by_sid(data.message_sid)
+            if part is None or state.accepted is None:
+                self._unknown(env, data.status)
+                return
+            if not status_applies(part.status, data.status):
+                metrics.STATUSES.labels(data.status, "not_applied").inc()
+                break
+            applied = state.accepted.caused(DeliveryStatusApplied(
+                message_sid=data.message_sid, status=data.status, error_code=data.error_code,
+                part=part.number, previous_status=part.status,
+            ), causation_id=env.event_id)
+            try:
+                await self._store.append(state, applied)
+            except ConcurrencyConflict:
+                state = await self._store.load(ref.reply_id)
+                continue
+            part.status, part.status_error = data.status, data.error_code
+            metrics.STATUSES.labels(data.status, "applied").inc()
+            break
+        await self._drive(state, env)
+
+    async def on_part_timeout(self, event: Event[PartTimeoutDue]) -> None:
+        state = await self._store.load(event.data.reply_id)
+        await self._drive(state, event.envelope, timer_fired_after=event.data.part)
+
+    def _unknown(self, env: Envelope, status: str) -> None:
+        # The send that produced this sid may be a moment from being recorded: retry a while.
+        if self._clock() - env.occurred_at < timedelta(seconds=self._settings.unknown_sid_grace_s):
+            raise NotRecordedYet("status for a MessageSid not recorded (yet)")
+        metrics.STATUSES.labels(status, "unknown_sid").inc()
+        log.info("status callback for an unknown MessageSid ignored")
+
+    # -- driving a reply ---------------------------------------------------------------------
+    async def _drive(self, state: ReplyState, cause: Envelope,
+                     timer_fired_after: int | None = None) -> None:
+        for _ in range(MAX_CONFLICTS):
+            action = next_action(
+                state, now=self._clock(), trigger=cause.event_id,
+                part_timeout=self._part_timeout, in_flight_guard=self._guard,
+                timer_fired_after=timer_fired_after,
+            )
+            try:
+                if isinstance(action, Done | InFlight):
+                    return
+                if isinstance(action, Wait):
+                    # Idempotent (one schedule per subject): covers a crash after the send.
+                    await self._store.schedule_timeout(state, cause, action.after, action.due_at)
+                    return
+                if isinstance(action, FailRest):
+                    await self._fail(state, cause, action.part, action.reason, action.error_code)
+                    return
+                assert isinstance(action, Send)
+                await self._send(state, cause, action.part, action.recover)
+                return
+            except ConcurrencyConflict:
+                state = await self._store.load(state.reply_id)
+        raise RuntimeError("too many concurrent writers on one reply")
+
+    async def _send(self, state: ReplyState, cause: Envelope, number: int, recover: bool
+                    ) -> None:
+        assert state.accepted is not None
+        text = state.texts[number - 1]
+        part = state.part(number)
+        credentials = self._credentials(state)
+        if credentials is None:
+            log.error("no credentials for the tenant; cannot send")
+            await self._fail(state, cause, number, "unknown_tenant", None)
+            return
+        # An earlier attempt may have created the message: ask Twilio before calling again.
+        if recover and part.attempts and await self._found(
+                state, cause, credentials, number, part.attempts[-1].at):
+            return
+        conversation = await load_conversation(self._js, state.accepted.conversation_id or "")
+        refused = refusal(conversation, state.turn, number, self._clock())
+        if refused is not None:
+            await self._fail(state, cause, number, refused.reason, refused.error_code)
+            return
+
+        attempt_no = len(part.attempts)
+        maybe_created_at: datetime | None = None
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(self._settings.twilio_max_attempts, 1)),
+            wait=self._backoff, retry=retry_if_exception_type(TransientFailure),
+            before_sleep=self._count_retry, reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if maybe_created_at is not None and await self._found(
+                        state, cause, credentials, number, maybe_created_at):
+                    return
+                attempt_no += 1
+                attempted_at = self._clock()
+                await self._store.append(state, state.accepted.caused(OutboundPartAttempted(
+                    turn=state.turn, part=number, parts=state.count, attempt=attempt_no,
+                    attempted_at=attempted_at,
+                ), causation_id=cause.event_id))
+                waited = await self._pacer.wait(state.from_address)
+                metrics.RATE_WAIT_SECONDS.observe(waited)
+                started = time.perf_counter()
+                try:
+                    sid = await self._api.create(
+                        credentials, to=state.to_address, from_=state.from_address, body=text,
+                        status_callback=self._status_callback(state.accepted),
+                    )
+                except TwilioCallError as exc:
+                    metrics.TWILIO_ERRORS.labels(str(exc.status), str(exc.code)).inc()
+                    kind = classify(exc.status, exc.code)
+                    if kind is ErrorClass.TRANSIENT:
+                        maybe_created_at = attempted_at if ambiguous(exc.status) else None
+                        raise TransientFailure(exc) from None
+                    code = str(exc.code) if exc.code is not None else None
+                    if kind is ErrorClass.AUTH:
+                        metrics.AUTH_FAILURES.labels(state.accepted.tenant_id or "").inc()
+                        log.error("Twilio refused the tenant's credentials: check its auth token",
+                                  status=exc.status, code=exc.code)
+                        await self._fail(state, cause, number, "twilio_auth", code)
+                        return
+                    await self._fail(state, cause, number, f"twilio_{code or exc.status}", code)
+                    return
+                finally:
+                    metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+                await self._record_sent(state, cause, number, sid, "created")
+
+    async def _found(self, state: ReplyState, cause: Envelope, credentials: Credentials,
+                     number: int, attempted_at: datetime) -> bool:
+        """Look the part up at Twilio; record it as sent if an earlier attempt created it."""
+        try:
+            sid = await self._api.find(
+                credentials, to=state.to_address, from_=state.from_address,
+                body=state.texts[number - 1], since=attempted_at - self._skew,
+                exclude=state.sids(),
+            )
+        except TwilioCallError as exc:
+            raise TransientFailure(exc) from None
+        if sid is None:
+            return False
+        metrics.DOUBLE_SENDS_AVOIDED.labels("lookup").inc()
+        log.info("an ambiguous send had gone through; recorded, not repeated", part=number)
+        await self._record_sent(state, cause, number, sid, "lookup")
+        return True
+
+    async def _record_sent(self, state: ReplyState, cause: Envelope, number: int, sid: str,
+                           how: str) -> None:
+        assert state.accepted is not None
+        # The map first: a callback can come back before the event is stored.
+        await self._store.remember_sid(sid, state.reply_id, number)
+        sent = state.accepted.caused(OutboundMessageSent(
+            turn=state.turn, part=number, parts=state.count, message_sid=sid,
+            text=state.texts[number - 1], to_address=state.to_address,
+            from_address=state.from_address,
+        ), causation_id=cause.event_id)
+        if not await self._append_outcome(state, number, sent):
+            return
+        metrics.SENT.labels(how).inc()
+        part = state.part(number)
+        part.message_sid, part.sent_at = sid, sent.occurred_at
+        if number < state.count:
+            await self._store.schedule_timeout(state, cause, number,
+                                               sent.occurred_at + self._part_timeout)
+
+    async def _fail(self, state: ReplyState, cause: Envelope, number: int, reason: str,
+                    error_code: str | None) -> None:
+        assert state.accepted is not None
+        failed = state.accepted.caused(OutboundMessageFailed(
+            turn=state.turn, part=number, parts=state.count, reason=reason,
+            error_code=error_code, retryable=False,
+        ), causation_id=cause.event_id)
+        if not await self._append_outcome(state, number, failed):
+            return
+        state.part(number).failed = reason
+        metrics.FAILED.labels(reason, error_code or "").inc()
+        log.warning("reply part not sent", reason=reason, error_code=error_code, part=number)
+
+    # -- helpers -----------------------------------------------------------------------------
+    async def _append_outcome(self, state: ReplyState, number: int, outcome: Envelope) -> bool:
+        """Append a part's outcome. It is a fact, not a decision: on a conflict it is appended
+        again at the new version, unless the part has an outcome by then (answers False)."""
+        for _ in range(MAX_CONFLICTS):
+            try:
+                await self._store.append(state, outcome)
+                return True
+            except ConcurrencyConflict:
+                fresh = await self._store.load(state.reply_id)
+                if fresh.part(number).done:
+                    return False
+                state.version = fresh.version
+        raise RuntimeError("could not record a part's outcome")
+
+    def _credentials(self, state: ReplyState) -> Credentials | None:
+        assert state.accepted is not None
+        route = self._directory.credentials(state.accepted.tenant_id or "")
+        if route is None or route.account_sid != state.account_sid:
+            return None
+        return Credentials(route.account_sid, route.auth_token)
+
+    def _status_callback(self, accepted: Envelope) -> str | None:
+        base = self._settings.gateway_public_url
+        if not base:
+            return None
+        return f"{base}{STATUS_PATH}?correlation_id={quote(accepted.correlation_id, safe='')}"
+
+    def _backoff(self, retry_state: RetryCallState) -> float:
+        """Exponential with jitter; never sooner than Twilio's Retry-After."""
+        base, cap = self._settings.retry_base_s, self._settings.retry_max_s
+        ceiling = min(cap, base * 2 ** (retry_state.attempt_number - 1))
+        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, TransientFailure) and error.error.retry_after_s is not None:
+            delay = max(delay, error.error.retry_after_s + random.uniform(0, base))  # noqa: S311
+        return delay
+
+    @staticmethod
+    def _count_retry(retry_state: RetryCallState) -> None:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        reason = "unknown"
+        if isinstance(error, TransientFailure):
+            reason = str(error.error.status or "transport")
+        metrics.RETRIES.labels(reason).inc()
+        log.warning("Messages API call failed, retrying", reason=reason,
+                    attempt=retry_state.attempt_number)

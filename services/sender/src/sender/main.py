@@ -1,0 +1,63 @@
+"""Composition root: the sender service, wired from its settings."""
+
+from __future__ import annotations
+
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.gateway import DeliveryStatusReported
+from switchboard_contracts.events.sender import PartTimeoutDue
+from switchboard_contracts.topology import AGENT, GATEWAY, SENDER
+from switchboard_runtime import Service
+from switchboard_runtime.bus import ConsumerSpec
+from switchboard_tenants import TokenCipher, attach_directory
+
+from .handlers import Sender
+from .ratelimit import SenderPacer
+from .settings import SenderSettings
+from .store import ReplyStore, open_messages_bucket
+from .twilio_api import MessagesApi, TwilioMessages
+
+# Handlers call Twilio (with retries): progress acks keep them from being redelivered
+# mid-call, and a redelivery therefore means the earlier handler is gone.
+REPLIES = ConsumerSpec(
+    durable="sender-replies", stream=AGENT.name, filter_subjects=("agent.>",),
+    ack_wait_s=60.0, max_deliver=8, retry_delays_s=(2.0, 5.0, 15.0, 30.0, 60.0, 120.0),
+    batch=16, concurrency=16, long_running=True,
+)
+STATUSES = ConsumerSpec(
+    durable="sender-statuses", stream=GATEWAY.name,
+    filter_subjects=(f"gateway.{DeliveryStatusReported.TYPE}",),
+    ack_wait_s=60.0, max_deliver=10, retry_delays_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+    batch=32, concurrency=16, long_running=True,
+)
+TIMERS = ConsumerSpec(
+    durable="sender-part-timeouts", stream=SENDER.name,
+    filter_subjects=(f"sender.*.{PartTimeoutDue.TYPE}",),
+    ack_wait_s=60.0, max_deliver=8, retry_delays_s=(2.0, 5.0, 15.0, 30.0, 60.0),
+    batch=16, concurrency=16, long_running=True,
+)
+
+
+def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = None) -> Service:
+    settings = settings or SenderSettings()
+    cipher = TokenCipher.from_env()  # fail at start-up, naming the setting
+    messages_api = api or TwilioMessages(settings.twilio_api_base_url, settings.twilio_timeout_s)
+    service = Service(settings, owns=(SENDER,), reads=(AGENT, GATEWAY))
+    service.app.title = "Switchboard sender"
+
+    @service.on_start
+    async def wire(svc: Service) -> None:
+        js = svc.js
+        directory = await attach_directory(svc, cipher)
+        bucket = await open_messages_bucket(js, settings.messages_kv_ttl_days,
+                                            settings.messages_kv_replicas)
+        sender = Sender(settings, js, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
+                        messages_api, SenderPacer(settings.rate_limit_per_s))
+        svc.consume(REPLIES, {ReplyGenerated.TYPE: sender.on_reply_generated})
+        svc.consume(STATUSES, {DeliveryStatusReported.TYPE: sender.on_delivery_status})
+        svc.consume(TIMERS, {PartTimeoutDue.TYPE: sender.on_part_timeout})
+
+    return service
+
+
+def main() -> None:
+    build().run()

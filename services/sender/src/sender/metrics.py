@@ -1,0 +1,32 @@
+"""Sender metrics, beside the runtime's."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+SENT = Counter("switchboard_sender_messages_sent_total",
+               "Parts accepted by Twilio (found by lookup included)", ["how"])
+FAILED = Counter("switchboard_sender_failures_total",
+                 "Parts recorded as failed, by reason and Twilio error code", ["reason", "code"])
+TWILIO_ERRORS = Counter("switchboard_sender_twilio_errors_total",
+                        "Failed Messages API calls by HTTP status and Twilio error code",
+                        ["status", "code"])
+RETRIES = Counter("switchboard_sender_retries_total",
+                  "Messages API calls retried within a delivery", ["reason"])
+AUTH_FAILURES = Counter("switchboard_sender_twilio_auth_failures_total",
+                        "Messages API calls refused with 401/403: a tenant's credentials are "
+                        "wrong (alert on any increase)", ["tenant_id"])
+DOUBLE_SENDS_AVOIDED = Counter("switchboard_sender_double_sends_avoided_total",
+                               "Sends not repeated: part already sent, or found by lookup",
+                               ["how"])
+PARTS_PER_REPLY = Histogram("switchboard_sender_parts_per_reply", "Parts per reply",
+                            buckets=(1, 2, 3, 4, 6, 10))
+SEND_SECONDS = Histogram("switchboard_sender_send_seconds",
+                         "Duration of one Messages API create call",
+                         buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+STATUSES = Counter("switchboard_sender_statuses_total",
+                   "Delivery status callbacks by outcome (applied, stale, unknown)",
+                   ["status", "outcome"])
+RATE_WAIT_SECONDS = Histogram("switchboard_sender_rate_limit_wait_seconds",
+                              "Time waited for the per-number rate limit",
+                              buckets=(0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))

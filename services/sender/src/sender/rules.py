@@ -1,0 +1,77 @@
+"""The sender's domain rules as plain functions: statuses by rank, error classes, checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from switchboard_contracts.conversation_state import ConversationState
+
+# Twilio's statuses for an outbound message, by rank. No callback comes for queued/accepted;
+# the others arrive in no guaranteed order, so they are applied only upwards.
+RANK: dict[str, int] = {
+    "accepted": 0, "scheduled": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3,
+    "read": 4,
+}
+FAILED_STATUSES = frozenset({"failed", "undelivered", "canceled"})
+# Once the message is on the phone, a later "failed" cannot be true: delivered and read stay.
+_ON_THE_PHONE = frozenset({"delivered", "read"})
+
+
+def status_applies(current: str | None, new: str) -> bool:
+    """Whether a callback's status moves a part forward (never backwards, terminal stays)."""
+    if current in FAILED_STATUSES:
+        return False
+    if new in FAILED_STATUSES:
+        return current not in _ON_THE_PHONE
+    if new not in RANK:
+        return False
+    return current is None or RANK[new] > RANK.get(current, -1)
+
+
+def releases_next_part(status: str | None) -> bool:
+    """Part n+1 may go once part n is at least ``sent``."""
+    return status is not None and status not in FAILED_STATUSES and RANK.get(status, 0) >= 2
+
+
+class ErrorClass(StrEnum):
+    TRANSIENT = "transient"  # retry with backoff (5xx, 429, timeouts, connection errors)
+    PERMANENT = "permanent"  # never retry (invalid number, outside the window, too long, 4xx)
+    AUTH = "auth"  # our credentials are wrong: fail loudly
+
+
+def classify(status: int | None, code: int | None) -> ErrorClass:
+    """What a failed Messages API call means; ``status`` None is a transport failure."""
+    if status is None or status >= 500 or status == 429 or code == 20429:
+        return ErrorClass.TRANSIENT
+    if status in (401, 403):
+        return ErrorClass.AUTH
+    return ErrorClass.PERMANENT
+
+
+def ambiguous(status: int | None) -> bool:
+    """The request may have reached Twilio and created the message (timeout, 5xx)."""
+    return status is None or status >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+    error_code: str | None = None
+
+
+def refusal(state: ConversationState, turn: int, part: int, now: datetime) -> Refusal | None:
+    """Why a part must not be sent now, from the conversation's state, or None.
+
+    The first part checks that the turn is still current; every part checks the 24-hour
+    window (templates, which may go outside it, come later). Human handoff plugs in here:
+    a conversation in human mode gets nothing from the agent.
+    """
+    if part == 1 and state.reply_is_stale(turn):
+        return Refusal("stale")
+    if state.human_mode:
+        return Refusal("human_mode")
+    if not state.window_open(now):
+        return Refusal("outside_24h_window", "63016")
+    return None

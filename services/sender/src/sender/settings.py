@@ -1,0 +1,58 @@
+"""Sender settings (environment variables, see the README)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import field_validator
+from switchboard_runtime import ServiceSettings
+
+
+class SenderSettings(ServiceSettings):
+    REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = (
+        "nats_url", "gateway_public_url", "sb_tenant_keys_or_file",
+    )
+    SETTING_NAMES: ClassVar[dict[str, str]] = {
+        "sb_tenant_keys_or_file": "SB_TENANT_KEYS or SB_TENANT_KEYS_FILE"
+    }
+
+    service_name: str = "sender"
+    # The gateway's public URL (what Twilio calls), e.g. https://hooks.example.com: status
+    # callbacks go to <it>/twilio/whatsapp/status?correlation_id=<turn>. Unset (development
+    # only): no callbacks are asked for and parts follow each other after PART_TIMEOUT_S.
+    gateway_public_url: str | None = None
+    # Where the Twilio SDK sends API calls instead of https://api.twilio.com (the simulator
+    # locally and in tests); unset means the real Twilio.
+    twilio_api_base_url: str | None = None
+    # Read/connect timeout of one Messages API call.
+    twilio_timeout_s: float = 10.0
+    # Part n+1 goes after part n's `sent` callback, or after this long without one.
+    part_timeout_s: float = 5.0
+    # Messages per second per WhatsApp sender number (Twilio's default is 80), per replica.
+    rate_limit_per_s: float = 80.0
+    # Calls per part within one delivery of an event for transient failures (5xx, 429,
+    # timeouts, connection errors); after that JetStream redelivers the event.
+    twilio_max_attempts: int = 4
+    retry_base_s: float = 0.5
+    retry_max_s: float = 10.0
+    # How far before an attempt's time the lookup of an ambiguous send looks (clock skew).
+    lookup_skew_s: float = 60.0
+    # An attempt without an outcome started by another event is presumed in flight this long.
+    in_flight_guard_s: float = 120.0
+    # A status callback for a MessageSid not known yet is retried this long (the send that
+    # produced it may still be being recorded), then ignored.
+    unknown_sid_grace_s: float = 15.0
+    # The MessageSid -> reply map (KV bucket `sender-messages`).
+    messages_kv_ttl_days: float = 30.0
+    messages_kv_replicas: int = 1
+    sb_tenant_keys: str | None = None
+    sb_tenant_keys_file: str | None = None
+
+    @property
+    def sb_tenant_keys_or_file(self) -> str | None:
+        return self.sb_tenant_keys or self.sb_tenant_keys_file
+
+    @field_validator("gateway_public_url", "twilio_api_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value

@@ -1,0 +1,180 @@
+"""A reply's durable state, folded from its subject tree ``sender.<reply id>.>``, and the
+decision of what to do next (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from switchboard_contracts import Envelope
+
+from .rules import FAILED_STATUSES, releases_next_part
+
+
+def reply_tree(reply_id: str) -> str:
+    return f"sender.{reply_id}.>"
+
+
+def reply_subject(reply_id: str, event_type: str) -> str:
+    return f"sender.{reply_id}.{event_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    attempt: int
+    at: datetime
+    caused_by: uuid.UUID | None  # the event whose handling made the call
+
+
+@dataclass
+class PartState:
+    number: int
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    message_sid: str | None = None
+    sent_at: datetime | None = None
+    status: str | None = None
+    status_error: str | None = None
+    failed: str | None = None  # reason
+
+    @property
+    def done(self) -> bool:
+        return self.message_sid is not None or self.failed is not None
+
+    @property
+    def unresolved_attempt(self) -> AttemptRecord | None:
+        """The last attempt, when nothing says whether it created a message."""
+        return self.attempts[-1] if self.attempts and not self.done else None
+
+
+@dataclass
+class ReplyState:
+    reply_id: str
+    accepted: Envelope | None = None
+    turn: int = 0
+    texts: list[str] = field(default_factory=list)
+    to_address: str = ""
+    from_address: str = ""
+    account_sid: str = ""
+    parts: dict[int, PartState] = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.texts)
+
+    def part(self, number: int) -> PartState:
+        return self.parts.setdefault(number, PartState(number))
+
+    def by_sid(self, message_sid: str) -> PartState | None:
+        return next((p for p in self.parts.values() if p.message_sid == message_sid), None)
+
+    def sids(self) -> set[str]:
+        return {p.message_sid for p in self.parts.values() if p.message_sid}
+
+    @property
+    def finished(self) -> bool:
+        if any(p.failed for p in self.parts.values()):
+            return True
+        return all(self.part(n).message_sid for n in range(1, self.count + 1))
+
+
+def fold(reply_id: str, events: Iterable[tuple[Envelope, int]]) -> ReplyState:
+    state = ReplyState(reply_id)
+    for envelope, seq in events:
+        state.version = max(state.version, seq)
+        data = envelope.data
+        kind = envelope.type
+        if kind == "OutboundReplyAccepted":
+            state.accepted = envelope
+            state.turn = int(data["turn"])
+            state.texts = list(data["texts"])
+            state.to_address = data["to_address"]
+            state.from_address = data["from_address"]
+            state.account_sid = data["account_sid"]
+        elif kind == "OutboundPartAttempted":
+            at = data.get("attempted_at")
+            state.part(int(data["part"])).attempts.append(AttemptRecord(
+                int(data["attempt"]),
+                datetime.fromisoformat(at) if at else envelope.occurred_at,
+                envelope.causation_id,
+            ))
+        elif kind == "OutboundMessageSent":
+            part = state.part(int(data["part"]))
+            if part.message_sid is None:
+                part.message_sid = data["message_sid"]
+                part.sent_at = envelope.occurred_at
+        elif kind == "OutboundMessageFailed":
+            part = state.part(int(data["part"]))
+            part.failed = part.failed or data["reason"]
+        elif kind == "DeliveryStatusApplied":
+            found = state.by_sid(data["message_sid"])
+            if found is not None:
+                found.status = data["status"]
+                found.status_error = data.get("error_code")
+    return state
+
+
+# -- what to do next --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Part ``after`` is out; the next one waits for its callback or ``due_at``."""
+
+    after: int
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """Another handler's call for this part is under way: it owns the outcome."""
+
+    part: int
+
+
+@dataclass(frozen=True, slots=True)
+class FailRest:
+    part: int
+    reason: str
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    part: int
+    # An earlier attempt may have created the message: look it up before calling again.
+    recover: bool
+
+
+Action = Done | Wait | InFlight | FailRest | Send
+
+
+def next_action(
+    state: ReplyState, *, now: datetime, trigger: uuid.UUID, part_timeout: timedelta,
+    in_flight_guard: timedelta, timer_fired_after: int | None = None,
+) -> Action:
+    if state.accepted is None or state.finished:
+        return Done()
+    number = next(n for n in range(1, state.count + 1) if not state.part(n).done)
+    if number > 1:
+        previous = state.part(number - 1)
+        if previous.status in FAILED_STATUSES:
+            return FailRest(number, "previous_part_failed", previous.status_error)
+        assert previous.sent_at is not None
+        due = previous.sent_at + part_timeout
+        released = (releases_next_part(previous.status) or now >= due
+                    or timer_fired_after == number - 1)
+        if not released:
+            return Wait(number - 1, due)
+    attempt = state.part(number).unresolved_attempt
+    if attempt is None:
+        return Send(number, recover=False)
+    # Our own earlier delivery (it crashed or gave up), or one nobody finished: recover it.
+    if attempt.caused_by == trigger or now - attempt.at > in_flight_guard:
+        return Send(number, recover=True)
+    return InFlight(number)

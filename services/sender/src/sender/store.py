@@ -1,0 +1,108 @@
+"""The adapter to JetStream: the SENDER stream (one subject tree per reply), the part
+timers, and the ``sender-messages`` bucket (MessageSid -> reply).
+
+A reply's events live on ``sender.<reply event id>.<Type>``, appended with the version
+check over ``sender.<reply event id>.>``. A part timer is a JetStream scheduled message
+(ADR-51) held on ``sender.timers.<reply id>.<part>``; when due, the server publishes its body
+(a ``PartTimeoutDue`` envelope) to ``sender.<reply id>.PartTimeoutDue``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.kv import KeyValue
+from switchboard_contracts import Envelope
+from switchboard_contracts.events.sender import PartTimeoutDue
+from switchboard_contracts.topology import SENDER
+from switchboard_runtime.aggregate import append, replay
+from switchboard_runtime.bus import Publisher
+from switchboard_runtime.telemetry import get_logger, inject_headers
+
+from .state import ReplyState, fold, reply_subject, reply_tree
+
+log = get_logger(__name__)
+
+MESSAGES_BUCKET = "sender-messages"
+SCHEDULE = "Nats-Schedule"
+SCHEDULE_TARGET = "Nats-Schedule-Target"
+
+
+def timer_subject(reply_id: str, part: int) -> str:
+    return f"sender.timers.{reply_id}.{part}"
+
+
+def rfc3339_ceil(moment: datetime) -> str:
+    """Whole seconds, rounded up, so a timer never fires before its due time."""
+    seconds = math.ceil(moment.timestamp())
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def open_messages_bucket(js: JetStreamContext, ttl_days: float, replicas: int
+                               ) -> KeyValue:
+    try:
+        return await js.key_value(MESSAGES_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(KeyValueConfig(
+            bucket=MESSAGES_BUCKET,
+            description="Sender: MessageSid -> reply id and part, for status callbacks",
+            history=1, ttl=ttl_days * 86400, replicas=replicas,
+        ))
+
+
+@dataclass(frozen=True, slots=True)
+class SentRef:
+    reply_id: str
+    part: int
+
+
+class ReplyStore:
+    def __init__(self, js: JetStreamContext, publisher: Publisher, messages: KeyValue) -> None:
+        self._js = js
+        self._publisher = publisher
+        self._messages = messages
+
+    async def load(self, reply_id: str) -> ReplyState:
+        events = await replay(self._js, SENDER.name, reply_tree(reply_id))
+        return fold(reply_id, ((e.envelope, e.seq) for e in events))
+
+    async def append(self, state: ReplyState, envelope: Envelope) -> None:
+        """Append if the tree is still at ``state.version``; raises ``ConcurrencyConflict``."""
+        ack = await append(self._publisher, reply_tree(state.reply_id),
+                           reply_subject(state.reply_id, envelope.type), envelope, state.version)
+        state.version = ack.seq
+
+    async def schedule_timeout(self, state: ReplyState, cause: Envelope, part: int,
+                               due_at: datetime) -> None:
+        """Set (or set again: one schedule per subject) the timer after ``part``."""
+        assert state.accepted is not None
+        timer = state.accepted.caused(
+            PartTimeoutDue(reply_id=state.reply_id, part=part, due_at=due_at),
+            causation_id=cause.event_id,
+        )
+        headers = inject_headers({
+            SCHEDULE: f"@at {rfc3339_ceil(due_at)}",
+            SCHEDULE_TARGET: reply_subject(state.reply_id, PartTimeoutDue.TYPE),
+        })
+        await self._js.publish(timer_subject(state.reply_id, part), timer.to_bytes(),
+                               stream=SENDER.name, headers=headers, timeout=5.0)
+
+    async def remember_sid(self, message_sid: str, reply_id: str, part: int) -> None:
+        await self._messages.put(message_sid, json.dumps(
+            {"reply_id": reply_id, "part": part}).encode())
+
+    async def sent_ref(self, message_sid: str) -> SentRef | None:
+        try:
+            entry = await self._messages.get(message_sid)
+        except KeyNotFoundError:  # also raised for a deleted key
+            return None
+        if not entry.value:
+            return None
+        raw = json.loads(entry.value)
+        return SentRef(raw["reply_id"], int(raw["part"]))

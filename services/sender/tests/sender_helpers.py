@@ -1,0 +1,189 @@
+"""Helpers for the sender's tests: a tenant, a conversation, replies, and what to look at."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from nats.js import JetStreamContext
+from switchboard_contracts import Envelope
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.conversation import (
+    ConversationStarted,
+    ReplyRequested,
+    UserMessageAppended,
+)
+from switchboard_contracts.topology import AGENT, SENDER
+from switchboard_runtime.aggregate import append, conversation_subject, replay
+from switchboard_runtime.bus import Publisher
+from switchboard_tenants import TenantRecord, TokenCipher
+from twilio_sim.client import SimClient
+
+TENANT = "clinic"
+ACCOUNT = "AC" + "c" * 32
+TOKEN = "3" * 32
+NUMBER = "whatsapp:+14155550100"
+USER = "whatsapp:+447700900123"
+
+
+def sid(prefix: str = "SM") -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def record(cipher: TokenCipher, token: str = TOKEN) -> TenantRecord:
+    now = datetime.now(UTC)
+    return TenantRecord(
+        tenant_id=TENANT, name=TENANT, account_sid=ACCOUNT,
+        auth_token_encrypted=cipher.encrypt(token), system_prompt="Be brief.", model="m",
+        language="en", numbers=(NUMBER,), created_at=now, updated_at=now,
+    )
+
+
+class Turn:
+    """One conversation with a user message and a reply requested for ``turn``."""
+
+    def __init__(self, conversation_id: str, correlation_id: str, turn: int) -> None:
+        self.conversation_id = conversation_id
+        self.correlation_id = correlation_id
+        self.turn = turn
+
+
+async def seed_conversation(
+    js: JetStreamContext, *, turn: int = 1, last_user_message_at: datetime | None = None,
+    requested_turn: int | None = None,
+) -> Turn:
+    """A conversation whose last user message came at ``last_user_message_at`` (default
+    now) and whose latest ReplyRequested is for ``requested_turn`` (default ``turn``)."""
+    conversation_id = "c" + uuid.uuid4().hex[:16]
+    correlation = sid()
+    at = last_user_message_at or datetime.now(UTC)
+    publisher = Publisher(js, "CONVERSATION")
+    tree = conversation_subject(conversation_id)
+    version = 0
+
+    async def add(data: Any) -> None:
+        nonlocal version
+        env = Envelope.wrap(data, correlation_id=correlation, tenant_id=TENANT,
+                            conversation_id=conversation_id)
+        ack = await append(publisher, tree, conversation_subject(conversation_id, data.TYPE),
+                           env, version)
+        version = ack.seq
+
+    await add(ConversationStarted(user_address=USER, business_address=NUMBER,
+                                  account_sid=ACCOUNT))
+    for number in range(1, (requested_turn or turn) + 1):
+        message = sid()
+        await add(UserMessageAppended(message_sid=message, text="hello", received_at=at,
+                                      turn=number))
+        await add(ReplyRequested(turn=number, message_sids=[message], context=[],
+                                 user_address=USER, business_address=NUMBER,
+                                 account_sid=ACCOUNT))
+    return Turn(conversation_id, correlation, turn)
+
+
+def reply(turn: Turn, text: str) -> Envelope:
+    return Envelope.wrap(
+        ReplyGenerated(turn=turn.turn, text=text, model="m", user_address=USER,
+                       business_address=NUMBER, account_sid=ACCOUNT),
+        correlation_id=turn.correlation_id, tenant_id=TENANT,
+        conversation_id=turn.conversation_id,
+    )
+
+
+async def publish_reply(js: JetStreamContext, envelope: Envelope, msg_id: str | None = None
+                        ) -> None:
+    """Store a ReplyGenerated on AGENT (``msg_id`` other than the event id: a redelivery past
+    the duplicate window, e.g. a dead letter replayed)."""
+    await Publisher(js, AGENT.name).publish("agent.ReplyGenerated", envelope, msg_id=msg_id)
+
+
+async def sender_events(js: JetStreamContext, reply_id: str) -> list[Envelope]:
+    try:
+        return [s.envelope for s in await replay(js, SENDER.name, f"sender.{reply_id}.>")]
+    except Exception:  # the stream may not exist yet
+        return []
+
+
+def of_type(events: list[Envelope], kind: str) -> list[Envelope]:
+    return [e for e in events if e.type == kind]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 15.0,
+                     interval_s: float = 0.05) -> Any:
+    """Poll ``check`` until it answers something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
+        await asyncio.sleep(interval_s)
+
+
+async def wait_for(js: JetStreamContext, reply_id: str, kind: str, count: int = 1,
+                   timeout_s: float = 15.0) -> list[Envelope]:
+    async def check() -> list[Envelope] | None:
+        found = of_type(await sender_events(js, reply_id), kind)
+        return found if len(found) >= count else None
+
+    found: list[Envelope] = await eventually(check, timeout_s)
+    return found
+
+
+async def drained(js: JetStreamContext, stream: str, durable: str, timeout_s: float = 15.0
+                  ) -> None:
+    """Until the consumer has nothing pending and nothing unacknowledged."""
+    async def check() -> bool:
+        info = await js.consumer_info(stream, durable)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await eventually(check, timeout_s)
+
+
+async def attempts(sim: SimClient) -> list[dict[str, Any]]:
+    """Messages API create calls the simulator received, in order."""
+    found: list[dict[str, Any]] = (await sim.messages())["attempts"]
+    return found
+
+
+def attempt_time(attempt: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(attempt["at"])
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_here(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app on this event loop (where its NATS connection lives)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                          ws="none"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -1,0 +1,173 @@
+"""Domain rules as plain functions: splitting, status ranks, error classes, decisions."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sender.rules import ErrorClass, classify, refusal, status_applies
+from sender.splitting import BODY_LIMIT, split_message
+from sender.state import Done, FailRest, InFlight, Send, Wait, fold, next_action
+from switchboard_contracts import Envelope
+from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.events.sender import (
+    DeliveryStatusApplied,
+    OutboundMessageSent,
+    OutboundPartAttempted,
+    OutboundReplyAccepted,
+)
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _prose(chars: int, seed: int = 1) -> str:
+    rng = random.Random(seed)
+    words: list[str] = []
+    length = 0
+    while length < chars:
+        word = "".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 11)))
+        if rng.random() < 0.1:
+            word += "."
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)[:chars].rstrip() + "."
+
+
+def test_4000_characters_make_3_ordered_parts_none_cut_mid_word() -> None:
+    text = _prose(4000)
+    parts = split_message(text)
+    assert len(parts) == 3
+    assert all(0 < len(p) <= BODY_LIMIT for p in parts)
+    assert " ".join(parts).split() == text.split()  # in order, nothing lost, no word split
+    words = set(text.split())
+    for part in parts:
+        assert part.split()[0] in words and part.split()[-1] in words
+
+
+def test_paragraph_breaks_are_preferred_then_sentences() -> None:
+    first = "A" * 900 + " one. " + "b" * 500 + " two."
+    second = "c" * 800 + "."
+    parts = split_message(first + "\n\n" + second)
+    assert parts == [first, second]
+    sentences = ("word " * 200).strip() + ". " + ("more " * 200).strip() + "."
+    cut = split_message(sentences)
+    assert cut[0].endswith(".") and len(cut) == 2
+
+
+def test_only_a_single_word_longer_than_the_limit_is_cut() -> None:
+    parts = split_message("hi " + "x" * 3500 + " bye")
+    assert parts[0] == "hi"
+    assert all(len(p) <= BODY_LIMIT for p in parts)
+    assert "".join(p.replace(" ", "") for p in parts) == "hi" + "x" * 3500 + "bye"
+
+
+def test_short_and_empty_texts() -> None:
+    assert split_message("  hello  ") == ["hello"]
+    assert split_message("") == []
+    assert split_message("x" * BODY_LIMIT) == ["x" * BODY_LIMIT]
+
+
+@pytest.mark.parametrize(("current", "new", "applies"), [
+    (None, "sent", True), ("sent", "delivered", True), ("delivered", "read", True),
+    ("read", "sent", False), ("read", "delivered", False), ("delivered", "sent", False),
+    ("sent", "sent", False), ("sent", "failed", True), ("failed", "delivered", False),
+    ("read", "failed", False), ("undelivered", "read", False), (None, "queued", True),
+])
+def test_statuses_apply_by_rank_never_backwards(current, new, applies) -> None:
+    assert status_applies(current, new) is applies
+
+
+def test_out_of_order_callbacks_end_at_read() -> None:
+    current = None
+    for status in ("delivered", "read", "sent"):
+        if status_applies(current, status):
+            current = status
+    assert current == "read"
+
+
+@pytest.mark.parametrize(("status", "code", "kind"), [
+    (None, None, ErrorClass.TRANSIENT), (503, 20503, ErrorClass.TRANSIENT),
+    (500, 20500, ErrorClass.TRANSIENT), (429, 20429, ErrorClass.TRANSIENT),
+    (400, 21211, ErrorClass.PERMANENT), (400, 21614, ErrorClass.PERMANENT),
+    (400, 63016, ErrorClass.PERMANENT), (400, 21617, ErrorClass.PERMANENT),
+    (404, 20404, ErrorClass.PERMANENT), (401, 20003, ErrorClass.AUTH),
+    (403, 20003, ErrorClass.AUTH),
+])
+def test_twilio_errors_are_classified(status, code, kind) -> None:
+    assert classify(status, code) is kind
+
+
+def _conversation(turn: int, last_message: datetime, superseded: set[int] | None = None
+                  ) -> ConversationState:
+    return ConversationState(turn=turn, last_user_message_at=last_message,
+                             superseded_turns=superseded or set())
+
+
+def test_refusals() -> None:
+    fresh = NOW - timedelta(minutes=1)
+    assert refusal(_conversation(1, fresh), 1, 1, NOW) is None
+    assert refusal(_conversation(2, fresh), 1, 1, NOW).reason == "stale"  # type: ignore[union-attr]
+    assert refusal(_conversation(1, fresh, {1}), 1, 1, NOW).reason == "stale"  # type: ignore[union-attr]
+    late = refusal(_conversation(1, NOW - timedelta(hours=25)), 1, 1, NOW)
+    assert late is not None and (late.reason, late.error_code) == ("outside_24h_window", "63016")
+    # A later part of a reply already going out is not stale, but still needs the window.
+    assert refusal(_conversation(2, fresh), 1, 2, NOW) is None
+
+
+# -- decisions ---------------------------------------------------------------------------------
+TRIGGER = uuid.uuid4()
+TIMEOUT = timedelta(seconds=5)
+GUARD = timedelta(seconds=120)
+
+
+def _state(*events: tuple[object, uuid.UUID | None, datetime]) -> object:
+    envelopes = []
+    for seq, (data, cause, at) in enumerate(events, start=1):
+        env = Envelope.wrap(data, correlation_id="c", causation_id=cause)  # type: ignore[arg-type]
+        envelopes.append((env.model_copy(update={"occurred_at": at}), seq))
+    return fold("r", envelopes)
+
+
+ACCEPTED = (OutboundReplyAccepted(turn=1, texts=["a", "b"], to_address="u", from_address="b",
+                                  account_sid="AC"), None, NOW)
+
+
+def _attempted(part: int, cause: uuid.UUID, at: datetime) -> tuple[object, uuid.UUID, datetime]:
+    return (OutboundPartAttempted(turn=1, part=part, parts=2, attempt=1, attempted_at=at),
+            cause, at)
+
+
+def _sent(part: int, at: datetime) -> tuple[object, None, datetime]:
+    return (OutboundMessageSent(turn=1, part=part, parts=2, message_sid=f"SM{part}", text="x",
+                                to_address="u", from_address="b"), None, at)
+
+
+def _decide(state: object, now: datetime = NOW, fired: int | None = None) -> object:
+    return next_action(state, now=now, trigger=TRIGGER, part_timeout=TIMEOUT,  # type: ignore[arg-type]
+                       in_flight_guard=GUARD, timer_fired_after=fired)
+
+
+def test_decisions_for_a_two_part_reply() -> None:
+    assert _decide(_state(ACCEPTED)) == Send(1, recover=False)
+    # Our own earlier delivery attempted and vanished: look it up, then send.
+    assert _decide(_state(ACCEPTED, _attempted(1, TRIGGER, NOW))) == Send(1, recover=True)
+    # Someone else is calling right now: leave it to them.
+    assert _decide(_state(ACCEPTED, _attempted(1, uuid.uuid4(), NOW))) == InFlight(1)
+    # ... unless that was long ago.
+    old = _state(ACCEPTED, _attempted(1, uuid.uuid4(), NOW - timedelta(minutes=5)))
+    assert _decide(old) == Send(1, recover=True)
+    sent = _state(ACCEPTED, _attempted(1, TRIGGER, NOW), _sent(1, NOW))
+    assert _decide(sent) == Wait(1, NOW + TIMEOUT)
+    assert _decide(sent, fired=1) == Send(2, recover=False)
+    assert _decide(sent, now=NOW + TIMEOUT) == Send(2, recover=False)
+    released = _state(ACCEPTED, _attempted(1, TRIGGER, NOW), _sent(1, NOW),
+                      (DeliveryStatusApplied(message_sid="SM1", status="sent"), None, NOW))
+    assert _decide(released) == Send(2, recover=False)
+    failed = _state(ACCEPTED, _attempted(1, TRIGGER, NOW), _sent(1, NOW),
+                    (DeliveryStatusApplied(message_sid="SM1", status="failed",
+                                           error_code="63016"), None, NOW))
+    assert _decide(failed) == FailRest(2, "previous_part_failed", "63016")
+    done = _state(ACCEPTED, _sent(1, NOW), _sent(2, NOW))
+    assert _decide(done) == Done()

@@ -9,8 +9,9 @@ from gateway.settings import GatewaySettings
 from nats.js import JetStreamContext
 from sender.main import build
 from sender.settings import SenderSettings
-from sender_helpers import ACCOUNT, NUMBER, TOKEN, record, serve_here
+from sender_helpers import ACCOUNT, NUMBER, TOKEN, record
 from switchboard_contracts.topology import AGENT, CONVERSATION, GATEWAY
+from switchboard_devstack.serving import serve_here
 from switchboard_runtime import Service
 from switchboard_runtime.bus import ensure_streams
 from switchboard_tenants import DirectoryPublisher, TokenCipher, generate_key

@@ -1,0 +1,160 @@
+"""End to end: a signed WhatsApp webhook through gateway, conversation, agent and sender to
+the Twilio Messages API (simulated), on real NATS with the real twilio and openai SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from e2e_helpers import ACCOUNT, NUMBER, USER, eventually, stream_events
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from switchboard_runtime.telemetry import configure_tracing
+
+
+async def sent_messages(sim, to: str = USER) -> list[dict]:
+    attempts = (await sim.messages())["attempts"]
+    return [a for a in attempts if a["form"].get("To") == to and a["status_code"] == 201]
+
+
+async def test_one_webhook_gets_exactly_one_reply_from_the_llm(stack, sim, llm, js) -> None:
+    llm.reply("Yes, we open at nine tomorrow.")
+    inbound = await sim.inbound(USER, NUMBER, body="Are you open tomorrow?")
+    assert inbound["status_code"] == 200
+
+    [call] = await eventually(lambda: sent_messages(sim))
+    assert call["form"]["Body"] == "Yes, we open at nine tomorrow."
+    assert call["form"]["From"] == NUMBER and call["account_sid"] == ACCOUNT
+    await asyncio.sleep(1.0)
+    assert len(await sent_messages(sim)) == 1
+    prompt = llm.requests()[-1]["messages"]
+    assert prompt[0]["role"] == "system" and "clinic" in prompt[0]["content"]
+    assert prompt[-1] == {"role": "user", "content": "Are you open tomorrow?"}
+
+
+async def test_a_long_reply_goes_out_as_ordered_parts_never_cut_mid_word(stack, sim, llm
+                                                                        ) -> None:
+    words = [f"word{i:04d}" for i in range(445)]  # 445 x 9 chars ~ 4000 characters
+    text = " ".join(words)
+    llm.reply(text)
+    await sim.inbound(USER, NUMBER, body="Tell me everything.")
+    calls = await eventually(lambda: _at_least(sim, 3), timeout_s=30)
+    bodies = [c["form"]["Body"] for c in calls]
+    assert len(bodies) == 3 and all(len(b) <= 1600 for b in bodies)
+    assert " ".join(bodies).split() == words  # in order, no word cut or lost
+
+
+async def _at_least(sim, count: int) -> list[dict] | None:
+    calls = await sent_messages(sim)
+    return calls if len(calls) >= count else None
+
+
+async def test_the_same_webhook_three_times_gets_one_reply(stack, sim, llm) -> None:
+    inbound = await sim.inbound(USER, NUMBER, body="Hello?")
+    await sim.redeliver(inbound["message_sid"])
+    await sim.redeliver(inbound["message_sid"])
+    await eventually(lambda: sent_messages(sim))
+    await asyncio.sleep(1.5)
+    assert len(await sent_messages(sim)) == 1
+    assert len(llm.requests()) == 1
+
+
+async def test_a_burst_while_the_llm_is_slow_is_answered_in_one_coalesced_turn(stack, sim,
+                                                                              llm) -> None:
+    llm.delay(2.0, count=1)
+    await sim.inbound(USER, NUMBER, body="Hi")
+    await asyncio.sleep(0.5)  # the first turn is with the (slow) LLM now
+    await sim.inbound(USER, NUMBER, body="I need an appointment")
+    await sim.inbound(USER, NUMBER, body="on Friday, please")
+    [call] = await eventually(lambda: sent_messages(sim), timeout_s=30)
+    await asyncio.sleep(2.0)
+    assert len(await sent_messages(sim)) == 1  # the first turn's reply was stale: dropped
+    last_prompt = llm.requests()[-1]["messages"]
+    user_lines = [m["content"] for m in last_prompt if m["role"] == "user"]
+    assert user_lines[-3:] == ["Hi", "I need an appointment", "on Friday, please"]
+    assert call["form"]["Body"].startswith("[local development responder]")
+
+
+async def test_llm_500_twice_then_ok_gives_one_reply(stack, sim, llm) -> None:
+    llm.fail("500", count=2)
+    llm.reply("Recovered answer.")
+    await sim.inbound(USER, NUMBER, body="Hello")
+    [call] = await eventually(lambda: sent_messages(sim))
+    assert call["form"]["Body"] == "Recovered answer."
+
+
+async def test_a_dead_llm_still_answers_with_the_fallback_and_records_the_failure(
+    stack, sim, llm, js
+) -> None:
+    llm.fail("500", count=100)
+    await sim.inbound(USER, NUMBER, body="Hello")
+    [call] = await eventually(lambda: sent_messages(sim), timeout_s=30)
+    assert "sorry" in call["form"]["Body"].lower()
+    types = [e.type for e in await stream_events(js, "AGENT")]
+    assert types == ["ReplyFailed", "ReplyGenerated"]
+
+
+async def test_twilio_503_then_201_sends_once(stack, sim, llm) -> None:
+    await sim.queue_failure("503", count=1)
+    await sim.inbound(USER, NUMBER, body="Hello")
+    await eventually(lambda: sent_messages(sim))
+    await asyncio.sleep(1.0)
+    attempts = [a for a in (await sim.messages())["attempts"] if a["form"].get("To") == USER]
+    assert [a["status_code"] for a in attempts] == [503, 201]
+
+
+async def test_an_invalid_number_fails_without_retrying(stack, sim, llm, js) -> None:
+    await sim.queue_failure("21211", count=1)
+    await sim.inbound(USER, NUMBER, body="Hello")
+
+    async def failed():
+        return [e for e in await stream_events(js, "SENDER")
+                if e.type == "OutboundMessageFailed"]
+
+    [event] = await eventually(failed)
+    assert event.data["error_code"] == "21211" and not event.data["retryable"]
+    await asyncio.sleep(1.0)
+    attempts = [a for a in (await sim.messages())["attempts"] if a["form"].get("To") == USER]
+    assert len(attempts) == 1
+
+
+async def test_a_restarted_sender_does_not_send_again(stack, sim, llm) -> None:
+    await sim.inbound(USER, NUMBER, body="Hello")
+    await eventually(lambda: sent_messages(sim))
+    assert stack.sender is not None
+    await stack.sender.stop()
+    from sender.main import build as build_sender
+
+    async with build_sender(stack.sender_settings()).running():
+        await asyncio.sleep(2.0)
+    assert len(await sent_messages(sim)) == 1
+
+
+async def test_one_trace_and_one_correlation_id_from_webhook_to_delivery(stack, sim, llm,
+                                                                          js) -> None:
+    provider = configure_tracing("e2e", None)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    inbound = await sim.inbound(USER, NUMBER, body="Trace me")
+    await eventually(lambda: sent_messages(sim))
+
+    async def delivered():
+        return [e for e in await stream_events(js, "GATEWAY")
+                if e.type == "DeliveryStatusReported" and e.data["status"] == "delivered"]
+
+    await eventually(delivered)
+    sid = inbound["message_sid"]
+    events = [e for stream in ("GATEWAY", "CONVERSATION", "AGENT", "SENDER")
+              for e in await stream_events(js, stream)]
+    assert {e.correlation_id for e in events} == {sid}
+    kinds = {e.type for e in events}
+    assert {"InboundMessageReceived", "ReplyRequested", "ReplyGenerated", "OutboundMessageSent",
+            "DeliveryStatusReported"} <= kinds
+
+    spans = exporter.get_finished_spans()
+    webhook = [s for s in spans if s.attributes.get("switchboard.correlation_id") == sid
+               and s.name == "publish InboundMessageReceived"]
+    trace_id = webhook[0].context.trace_id
+    in_trace = {s.name for s in spans if s.context.trace_id == trace_id}
+    for hop in ("process InboundMessageReceived", "process ReplyRequested",
+                "process ReplyGenerated", "publish ReplyGenerated"):
+        assert hop in in_trace, (hop, sorted(in_trace))

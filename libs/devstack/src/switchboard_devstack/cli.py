@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +37,15 @@ def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
     stack.add("gateway", [bin_path("switchboard-gateway")], gateway_port,
               HTTP_PORT=str(gateway_port), PUBLIC_BASE_URL=gateway_url,
               SB_TENANT_KEYS=tenant.tenant_key)
+    for name, preferred, extra in (
+        ("conversation", 8081, {}),
+        # No OPENAI_API_KEY in the environment: the agent's local development responder.
+        ("agent", 8082, {}),
+        ("sender", 8083, {"GATEWAY_PUBLIC_URL": gateway_url, "TWILIO_API_BASE_URL": sim_url}),
+    ):
+        port = preferred_port(preferred)
+        stack.add(name, [bin_path(f"switchboard-{name}")], port, HTTP_PORT=str(port),
+                  SB_TENANT_KEYS=tenant.tenant_key, **extra)
     return {
         "NATS_URL": stack.nats.url,
         "DATABASE_URL": stack.postgres.url,
@@ -91,6 +101,9 @@ def _announce(stack: Stack, settings: dict[str, str], env_file: Path) -> None:
     console.print(f"  demo tenant: number {settings['SB_CHAT_TO']}, "
                   f"account {settings['SB_ACCOUNT_SID']}")
     console.print(f"  settings for scripts: {env_file}; logs: {stack.root / 'logs'}")
+    llm = ("OpenAI (OPENAI_API_KEY is set)" if os.environ.get("OPENAI_API_KEY")
+           else "the local development responder (set OPENAI_API_KEY for a real LLM)")
+    console.print(f"  replies come from {llm}")
     console.print("[green]Ready.[/green] In another terminal: [cyan]make chat[/cyan] "
                   "(or: [cyan]make chat MESSAGE='hello'[/cyan] for one message). "
                   "Ctrl-C here stops everything.")

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
-from switchboard_runtime import ServiceSettings
 from switchboard_tenants.models import DEFAULT_LANGUAGE, DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT
+from switchboard_tenants.settings import TenantServiceSettings
 
 
-class AgentSettings(ServiceSettings):
+class AgentSettings(TenantServiceSettings):
     REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = (
-        "nats_url", "llm_endpoint", "sb_tenant_keys_or_file",
+        *TenantServiceSettings.REQUIRED_IN_PRODUCTION, "llm_endpoint",
     )
     SETTING_NAMES: ClassVar[dict[str, str]] = {
         "llm_endpoint": "OPENAI_API_KEY (or OPENAI_BASE_URL, for a keyless "
                         "OpenAI-compatible endpoint)",
-        "sb_tenant_keys_or_file": "SB_TENANT_KEYS or SB_TENANT_KEYS_FILE",
+        **TenantServiceSettings.SETTING_NAMES,
     }
 
     service_name: str = "agent"
@@ -39,8 +39,6 @@ class AgentSettings(ServiceSettings):
     llm_context_tokens: int = Field(default=3000, ge=100)
     # Longest answer asked for (max_tokens); unset leaves it to the endpoint.
     llm_max_reply_tokens: int | None = Field(default=None, ge=1)
-    sb_tenant_keys: str | None = None
-    sb_tenant_keys_file: str | None = None
 
     @field_validator("openai_base_url", "openai_api_key", mode="before")
     @classmethod
@@ -58,7 +56,3 @@ class AgentSettings(ServiceSettings):
     def dev_responder(self) -> bool:
         """No key and no base URL: answer with the local development responder."""
         return self.llm_endpoint is None
-
-    @property
-    def sb_tenant_keys_or_file(self) -> str | None:
-        return self.sb_tenant_keys or self.sb_tenant_keys_file

@@ -6,17 +6,14 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import ClassVar
 
 from pydantic import field_validator
-from switchboard_runtime import ServiceSettings
+from switchboard_tenants.settings import TenantServiceSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(TenantServiceSettings):
     REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = (
         "nats_url", "public_base_url", "sb_tenant_keys_or_file",
     )
     INSECURE_FLAGS: ClassVar[tuple[str, ...]] = ("allow_unsigned_webhooks",)
-    SETTING_NAMES: ClassVar[dict[str, str]] = {
-        "sb_tenant_keys_or_file": "SB_TENANT_KEYS or SB_TENANT_KEYS_FILE"
-    }
 
     service_name: str = "gateway"
     # The URL Twilio calls, as Twilio sees it (scheme and host, no path), e.g.
@@ -31,13 +28,6 @@ class GatewaySettings(ServiceSettings):
     ip_rate_limit: str = "300/second"
     sender_rate_limit: str = "20/minute"
     publish_timeout_s: float = 5.0
-    # Either is enough; checked together by REQUIRED_IN_PRODUCTION.
-    sb_tenant_keys: str | None = None
-    sb_tenant_keys_file: str | None = None
-
-    @property
-    def sb_tenant_keys_or_file(self) -> str | None:
-        return self.sb_tenant_keys or self.sb_tenant_keys_file
 
     @field_validator("public_base_url")
     @classmethod

@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import field_validator
-from switchboard_runtime import ServiceSettings
+from switchboard_tenants.settings import TenantServiceSettings
 
 
-class SenderSettings(ServiceSettings):
+class SenderSettings(TenantServiceSettings):
     REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = (
-        "nats_url", "gateway_public_url", "sb_tenant_keys_or_file",
+        *TenantServiceSettings.REQUIRED_IN_PRODUCTION, "gateway_public_url",
     )
-    SETTING_NAMES: ClassVar[dict[str, str]] = {
-        "sb_tenant_keys_or_file": "SB_TENANT_KEYS or SB_TENANT_KEYS_FILE"
-    }
 
     service_name: str = "sender"
     # The gateway's public URL (what Twilio calls), e.g. https://hooks.example.com: status
@@ -45,12 +42,6 @@ class SenderSettings(ServiceSettings):
     # The MessageSid -> reply map (KV bucket `sender-messages`).
     messages_kv_ttl_days: float = 30.0
     messages_kv_replicas: int = 1
-    sb_tenant_keys: str | None = None
-    sb_tenant_keys_file: str | None = None
-
-    @property
-    def sb_tenant_keys_or_file(self) -> str | None:
-        return self.sb_tenant_keys or self.sb_tenant_keys_file
 
     @field_validator("gateway_public_url", "twilio_api_base_url")
     @classmethod

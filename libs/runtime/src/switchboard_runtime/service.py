@@ -18,7 +18,6 @@ import uvicorn
 from fastapi import FastAPI, Response
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from switchboard_contracts.topology import ADVISORIES, DEADLETTER, StreamSpec
 
@@ -61,8 +60,6 @@ class Service:
         self.owns = tuple(owns)
         self.reads = tuple(reads)
         self.app = app or FastAPI(title=f"switchboard {self.name}")
-        # A server span per request (the root of a webhook's trace); probes stay untraced.
-        FastAPIInstrumentor.instrument_app(self.app, excluded_urls="healthz,readyz,metrics")
         self._consumer_defs: list[tuple[ConsumerSpec, Mapping[str, Handler]]] = []
         self._consumers: list[Consumer] = []
         self._on_start: list[Hook] = []

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from nats.aio.client import Client as NATS
+from opentelemetry import trace
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -36,6 +37,7 @@ from .ratelimit import RateLimits
 from .settings import GatewaySettings
 
 log = get_logger(__name__)
+tracer = trace.get_tracer("switchboard.gateway")
 
 TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 FORM = "application/x-www-form-urlencoded"
@@ -84,16 +86,24 @@ class Webhooks:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
-            try:
-                outcome = await handle(request)
-            except Refused as refused:
-                WEBHOOKS.labels(name, f"rejected_{refused.status}").inc()
-                return Response(refused.reason + "\n", status_code=refused.status,
-                                media_type="text/plain")
-            finally:
-                WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started)
-            WEBHOOKS.labels(name, outcome).inc()
-            return Response(TWIML, media_type="text/xml")
+            # The root of the message's trace (Twilio sends no trace context). A hand-made
+            # server span: the generic ASGI instrumentation cost a third of the throughput.
+            with tracer.start_as_current_span(
+                f"POST {request.url.path}", kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": "POST", "url.path": request.url.path},
+            ) as span:
+                try:
+                    outcome = await handle(request)
+                except Refused as refused:
+                    WEBHOOKS.labels(name, f"rejected_{refused.status}").inc()
+                    span.set_attribute("http.response.status_code", refused.status)
+                    return Response(refused.reason + "\n", status_code=refused.status,
+                                    media_type="text/plain")
+                finally:
+                    WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started)
+                WEBHOOKS.labels(name, outcome).inc()
+                span.set_attribute("http.response.status_code", 200)
+                return Response(TWIML, media_type="text/xml")
 
         return endpoint
 

@@ -8,11 +8,12 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 import pytest
 from fastapi import FastAPI, Request, Response
+from switchboard_devstack.serving import serve_in_thread
 from twilio.rest import Client
 from twilio_sim import Account, Number, SimConfig
 from twilio_sim.config import StatusDelays
 from twilio_sim.sdk import simulator_http_client
-from twilio_sim.testing import RunningSimulator, run_simulator, serve_app
+from twilio_sim.testing import RunningSimulator, run_simulator
 
 ACCOUNT = "AC" + "1" * 32
 TOKEN = "secret-token-of-account-one"
@@ -69,7 +70,7 @@ def receiver_app(receiver: Receiver) -> FastAPI:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    with serve_app(receiver_app(receiver)) as url:
+    with serve_in_thread(receiver_app(receiver)) as url:
         receiver.url = url
         yield receiver
 

@@ -1,11 +1,14 @@
-"""Serve an ASGI app on the current event loop (where its NATS connection lives), for tests
-and benchmarks that need a real HTTP port, e.g. a gateway the Twilio simulator can call."""
+"""Serve an ASGI app on a real HTTP port for tests and benchmarks: on the current event loop
+(where the app's NATS connection lives, e.g. a gateway the Twilio simulator calls), or on a
+thread with its own loop (the simulators, so a test's loop can receive their calls)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -36,4 +39,30 @@ async def serve_here(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0,
+                    startup_timeout_s: float = 10.0) -> Iterator[str]:
+    """Yields the base URL while uvicorn serves ``app`` on a thread with its own loop."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=1,
+    ))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
         sock.close()

@@ -13,45 +13,15 @@ helpers are plain synchronous HTTP calls to that thread.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp
+from switchboard_devstack.serving import serve_in_thread
 
 from .app import create_app
-
-
-@contextmanager
-def serve_app(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
-              startup_timeout_s: float = 10.0) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a thread until the block ends; yields its base URL."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(
-        app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=1,
-    ))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @dataclass(frozen=True)
@@ -106,5 +76,5 @@ def run_llm_sim(*, host: str = "127.0.0.1", port: int = 0,
 
     ``api_key`` makes it refuse (401) requests without ``Authorization: Bearer <api_key>``.
     """
-    with serve_app(create_app(api_key=api_key), host=host, port=port) as url:
+    with serve_in_thread(create_app(api_key=api_key), host=host, port=port) as url:
         yield RunningLLMSim(url)

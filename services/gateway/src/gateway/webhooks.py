@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import TypeVar
 
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
@@ -44,6 +45,7 @@ FORM = "application/x-www-form-urlencoded"
 # Event ids derived from the fact, so a retried webhook names the same event everywhere.
 EVENT_NAMESPACE = uuid.UUID("5b0f2f7e-3c1a-4c57-9d1e-6f5d0c7a2b11")
 CORRELATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+F = TypeVar("F", forms.Inbound, forms.StatusCallback)
 
 
 class Refused(Exception):
@@ -109,11 +111,8 @@ class Webhooks:
 
     # -- the two endpoints -------------------------------------------------------------------
     async def _inbound(self, request: Request) -> str:
-        params = await self._checked_form(request)
-        try:
-            form = forms.inbound(params)
-        except forms.BadForm as exc:
-            raise Refused(400, str(exc)) from None
+        form = await self._form(request, forms.inbound)
+        params = form.params
         route = self._directory.route(account_sid=form.account_sid, to=form.to_address,
                                       messaging_service_sid=form.messaging_service_sid)
         self._verify(request, params, route or self._directory_account(form.account_sid))
@@ -139,11 +138,8 @@ class Webhooks:
         return await self._store(event, form.message_sid, form.message_sid, route.tenant_id)
 
     async def _status(self, request: Request) -> str:
-        params = await self._checked_form(request)
-        try:
-            form = forms.status_callback(params)
-        except forms.BadForm as exc:
-            raise Refused(400, str(exc)) from None
+        form = await self._form(request, forms.status_callback)
+        params = form.params
         # For a status callback our number is the sender.
         route = self._directory.route(account_sid=form.account_sid, to=form.from_address,
                                       messaging_service_sid=form.messaging_service_sid)
@@ -164,6 +160,14 @@ class Webhooks:
         )
 
     # -- steps -------------------------------------------------------------------------------
+    async def _form(self, request: Request, parse: Callable[[dict[str, str]], F]) -> F:
+        """The checked body, parsed into one endpoint's form; malformed means 400."""
+        params = await self._checked_form(request)
+        try:
+            return parse(params)
+        except forms.BadForm as exc:
+            raise Refused(400, str(exc)) from None
+
     async def _checked_form(self, request: Request) -> dict[str, str]:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != FORM:

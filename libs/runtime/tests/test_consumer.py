@@ -192,3 +192,27 @@ async def test_handler_that_never_answers_is_dead_lettered_by_the_advisory(
     assert letters[0].event_type == "InboundMessageReceived"
     info = await streams.stream_info(DEADLETTER.name)
     assert info.state.messages == 1
+
+
+async def test_a_handler_knows_which_delivery_it_runs_and_whether_it_is_the_last(
+    streams, make_inbound
+) -> None:
+    from switchboard_runtime.bus import current_delivery
+
+    seen = []
+
+    async def handle(event) -> None:
+        delivery = current_delivery()
+        seen.append((delivery.number, delivery.last))
+        if not delivery.last:
+            raise RuntimeError("not yet")
+
+    consumer = Consumer(streams, spec(retry_delays_s=(0.1,), max_deliver=3, concurrency=2),
+                        {"InboundMessageReceived": handle})
+    await consumer.start()
+    await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
+    await wait_until(lambda: len(seen) == 3)
+    await consumer.stop()
+    assert seen == [(1, False), (2, False), (3, True)]
+    assert current_delivery() is None
+    assert await dead_letters(streams) == []

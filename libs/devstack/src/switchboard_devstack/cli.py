@@ -37,15 +37,21 @@ def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
     stack.add("gateway", [bin_path("switchboard-gateway")], gateway_port,
               HTTP_PORT=str(gateway_port), PUBLIC_BASE_URL=gateway_url,
               SB_TENANT_KEYS=tenant.tenant_key)
-    for name, preferred, extra in (
-        ("conversation", 8081, {}),
+    read_api_port = preferred_port(8085)
+    for name, port, extra in (
+        ("conversation", preferred_port(8081), {}),
         # No OPENAI_API_KEY in the environment: the agent's local development responder.
-        ("agent", 8082, {}),
-        ("sender", 8083, {"GATEWAY_PUBLIC_URL": gateway_url, "TWILIO_API_BASE_URL": sim_url}),
+        ("agent", preferred_port(8082), {}),
+        ("sender", preferred_port(8083),
+         {"GATEWAY_PUBLIC_URL": gateway_url, "TWILIO_API_BASE_URL": sim_url}),
+        # Voice notes are served by the simulator: its host is the one media host allowed.
+        ("transcription", preferred_port(8084),
+         {"MEDIA_ALLOWED_HOSTS": f"127.0.0.1:{sim_port}"}),
+        ("projection", read_api_port, {}),
     ):
-        port = preferred_port(preferred)
         stack.add(name, [bin_path(f"switchboard-{name}")], port, HTTP_PORT=str(port),
                   SB_TENANT_KEYS=tenant.tenant_key, **extra)
+    read_api_url = f"http://127.0.0.1:{read_api_port}"
     return {
         "NATS_URL": stack.nats.url,
         "DATABASE_URL": stack.postgres.url,
@@ -57,6 +63,8 @@ def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
         "SB_AUTH_TOKEN": tenant.auth_token,
         "SB_CHAT_TO": demo.NUMBER,
         "SB_CHAT_FROM": demo.USER,
+        "SB_READ_API_URL": read_api_url,
+        "SB_API_KEY": tenant.api_key,
     }
 
 
@@ -104,6 +112,9 @@ def _announce(stack: Stack, settings: dict[str, str], env_file: Path) -> None:
     llm = ("OpenAI (OPENAI_API_KEY is set)" if os.environ.get("OPENAI_API_KEY")
            else "the local development responder (set OPENAI_API_KEY for a real LLM)")
     console.print(f"  replies come from {llm}")
+    console.print(f"  read API: {settings['SB_READ_API_URL']}/docs, with the demo tenant's key: "
+                  "[cyan]-H \"X-API-Key: $SB_API_KEY\"[/cyan] (from the settings file); "
+                  "[cyan]make trace CID=<correlation_id>[/cyan] draws a message's journey")
     console.print("[green]Ready.[/green] In another terminal: [cyan]make chat[/cyan] "
                   "(or: [cyan]make chat MESSAGE='hello'[/cyan] for one message). "
                   "Ctrl-C here stops everything.")

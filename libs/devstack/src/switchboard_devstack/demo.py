@@ -1,5 +1,5 @@
 """The demo tenant ``make run`` creates once and keeps in ``.run/``: an encryption key, a
-Twilio account and token for the simulator, and one WhatsApp number."""
+Twilio account and token for the simulator, one WhatsApp number and a read-API key."""
 
 from __future__ import annotations
 
@@ -26,25 +26,32 @@ USER = "whatsapp:+14155550101"
 TENANT_ID = "demo"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Demo:
+    path: Path
     tenant_key: str
     auth_token: str
+    api_key: str = ""
 
     @classmethod
     def load_or_create(cls, root: Path) -> Demo:
         path = root / "demo.json"
         if path.exists():
             data = json.loads(path.read_text())
-            return cls(data["tenant_key"], data["auth_token"])
-        demo = cls(generate_key(), secrets.token_hex(16))
-        path.write_text(json.dumps({"tenant_key": demo.tenant_key,
-                                    "auth_token": demo.auth_token}))
-        path.chmod(0o600)
+            return cls(path, data["tenant_key"], data["auth_token"], data.get("api_key", ""))
+        demo = cls(path, generate_key(), secrets.token_hex(16))
+        demo.save()
         return demo
 
+    def save(self) -> None:
+        self.path.write_text(json.dumps({"tenant_key": self.tenant_key,
+                                         "auth_token": self.auth_token,
+                                         "api_key": self.api_key}))
+        self.path.chmod(0o600)
+
     async def register(self, database_url: str, nats_url: str) -> None:
-        """Migrate, add the demo tenant if missing, and publish the tenant directory."""
+        """Migrate, add the demo tenant and its read-API key if missing, and publish the
+        tenant directory."""
         apply_migrations(database_url)
         cipher = TokenCipher([self.tenant_key])
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -58,6 +65,9 @@ class Demo:
                     auth_token=self.auth_token, numbers=[NUMBER],
                     system_prompt="You are the friendly assistant of a dental clinic. Be brief.",
                 ))
+            if not self.api_key or await tenants.tenant_for_api_key(self.api_key) is None:
+                self.api_key = await tenants.add_api_key(TENANT_ID, "make run")
+                self.save()
             await tenants.publish_all()
         finally:
             await nc.close()

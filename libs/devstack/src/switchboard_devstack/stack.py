@@ -96,9 +96,12 @@ class Stack:
         self.postgres.start()
 
     def start_processes(self) -> None:
+        # Services do not wait for each other (each creates the streams it needs): start them
+        # all, then wait until every one listens.
         for process in self.processes:
             process.start(self.env, self.root / "logs")
-            wait_for_port(process.port, timeout_s=60)
+        for process in self.processes:
+            wait_for_port(process.port, timeout_s=90)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

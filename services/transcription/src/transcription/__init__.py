@@ -1,1 +1,1 @@
-"""Transcription service."""
+"""The transcription service: TranscriptionRequested in, TranscriptionCompleted / Failed out."""

@@ -1,4 +1,4 @@
-from .consumer import Consumer, ConsumerSpec, Handler, PermanentError
+from .consumer import Consumer, ConsumerSpec, Delivery, Handler, PermanentError, current_delivery
 from .deadletters import dead_letter
 from .publisher import Publisher
 from .streams import ensure_input_stream, ensure_stream, ensure_streams, stream_config
@@ -6,9 +6,11 @@ from .streams import ensure_input_stream, ensure_stream, ensure_streams, stream_
 __all__ = [
     "Consumer",
     "ConsumerSpec",
+    "Delivery",
     "Handler",
     "PermanentError",
     "Publisher",
+    "current_delivery",
     "dead_letter",
     "ensure_input_stream",
     "ensure_stream",

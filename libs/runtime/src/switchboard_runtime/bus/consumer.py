@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -39,6 +40,27 @@ Handler = Callable[[Event[Any]], Awaitable[None]]
 
 class PermanentError(Exception):
     """Raised by a handler for an event that can never succeed: dead-letter it now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Which delivery of its event a handler is running (1 = the first)."""
+
+    number: int
+    max_deliver: int
+
+    @property
+    def last(self) -> bool:
+        """No redelivery follows if this one fails: time to record a failure for the user."""
+        return 0 < self.max_deliver <= self.number
+
+
+_DELIVERY: ContextVar[Delivery | None] = ContextVar("switchboard_delivery", default=None)
+
+
+def current_delivery() -> Delivery | None:
+    """The delivery the running handler was called for (None outside a consumer)."""
+    return _DELIVERY.get()
 
 
 class ConsumerOverrides(BaseSettings):
@@ -217,6 +239,7 @@ class Consumer:
         ):
             started = time.perf_counter()
             progress = self._keep_alive(msg) if self.spec.long_running else None
+            delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver))
             try:
                 await handler(event)
             except PermanentError as exc:
@@ -229,6 +252,7 @@ class Consumer:
                 await self._failed(msg, env.type, exc, deliveries)
                 return
             finally:
+                _DELIVERY.reset(delivery)
                 if progress is not None:
                     progress.cancel()
                 HANDLER_SECONDS.labels(durable, env.type).observe(time.perf_counter() - started)

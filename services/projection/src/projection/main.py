@@ -1,0 +1,55 @@
+"""Composition root: the projection service (consumers + read API), wired from its settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from switchboard_contracts.topology import DEADLETTER
+from switchboard_runtime import Service
+
+from .api import instrument, read_api
+from .consumer import PROJECTED, Projector
+from .schema import apply_migrations
+from .settings import ProjectionSettings
+
+API_DESCRIPTION = """\
+What happened in each conversation, and where each message is in its journey.
+
+Authenticate with a tenant's API key, as `X-API-Key: <key>` or `Authorization: Bearer <key>`
+(`switchboard-tenants add-api-key <tenant>` makes one). A key sees its own tenant's data only:
+anything else answers 404, as if it did not exist. Lists are paginated with an opaque
+`cursor` (`next_cursor` of the previous page).
+"""
+
+
+def build(settings: ProjectionSettings | None = None) -> Service:
+    settings = settings or ProjectionSettings()
+    app = FastAPI(title="Switchboard read API", version="1", description=API_DESCRIPTION)
+    # DEADLETTER is declared by every service already; the others are read, never changed.
+    service = Service(settings, reads=tuple(s for s in PROJECTED if s is not DEADLETTER),
+                      app=app)
+    app.include_router(read_api(lambda: service.db, settings))
+    instrument(app)
+    projectors: list[Projector] = []
+
+    @service.on_start
+    async def start_projecting(svc: Service) -> None:
+        assert settings.database_url is not None and svc.db is not None
+        if settings.migrate_on_start:
+            await asyncio.to_thread(apply_migrations, settings.database_url)
+        projector = Projector(svc.nc, svc.db, settings)
+        await projector.start()
+        projectors.append(projector)
+        svc.add_check("projection", projector.running)
+
+    @service.on_stop
+    async def stop_projecting(_: Service) -> None:
+        for projector in projectors:
+            await projector.stop()
+
+    return service
+
+
+def main() -> None:
+    build().run()

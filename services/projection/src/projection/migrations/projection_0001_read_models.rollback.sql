@@ -1,0 +1,9 @@
+DROP TABLE timeline_events;
+DROP TABLE dead_letters;
+DROP TABLE orphaned_messages;
+DROP TABLE delivery_statuses;
+DROP TABLE message_parts;
+DROP TABLE messages;
+DROP TABLE conversations;
+DROP TABLE projection_state;
+DROP TABLE projection_checkpoints;

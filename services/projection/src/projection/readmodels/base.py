@@ -1,0 +1,19 @@
+"""What every read-model module shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from switchboard_contracts import Envelope
+
+from ..writes import Writes
+
+# (envelope, typed payload, subject, writes): adds the rows the event means.
+Applier = Callable[[Envelope, Any, str, Writes], None]
+
+
+def subject_key(subject: str) -> str:
+    """The aggregate id in ``<service>.<id>.<Type>`` (a conversation, a reply)."""
+    parts = subject.split(".")
+    return parts[1] if len(parts) >= 3 else ""

@@ -1,0 +1,42 @@
+"""Projection settings (environment variables, see the README)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+from switchboard_runtime import ConfigError, ServiceSettings
+
+
+class ProjectionSettings(ServiceSettings):
+    REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = ("nats_url", "database_url")
+
+    service_name: str = "projection"
+    # Apply the schema migrations at start (off when a deployment runs
+    # `switchboard-projection-admin migrate` as a job before rolling out).
+    migrate_on_start: bool = True
+    # Events fetched and written per transaction (and the consumers' max_ack_pending, so a
+    # stream's batches are applied strictly in order). Larger batches catch up faster.
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # A caught-up stream is asked again after this long: the read models' delay behind the
+    # streams when traffic is light.
+    poll_interval_s: float = Field(default=0.25, gt=0)
+    # How long a fetch waits for the server's answer before the consumer is bound again.
+    fetch_timeout_s: float = Field(default=5.0, gt=0)
+    # A delivered batch not acknowledged this long is delivered again (then skipped by the
+    # checkpoint if it was written).
+    ack_wait_s: float = Field(default=60.0, gt=0)
+    # Backoff while Postgres is unavailable: from the base, doubling, up to the max.
+    retry_base_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
+    # One batch's transaction must finish within this, or it is retried.
+    batch_timeout_s: float = Field(default=30.0, gt=0)
+    # Read API pages.
+    api_page_size: int = Field(default=50, ge=1)
+    api_max_page_size: int = Field(default=200, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_database(self) -> ProjectionSettings:
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL must be set: the read models live in Postgres")
+        return self

@@ -1,0 +1,54 @@
+"""Helpers for the projection's tests: waiting for the read models, reading them whole."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from nats.js import JetStreamContext
+from projection.consumer import caught_up
+from projection.readmodels import TABLES
+from projection.settings import ProjectionSettings
+
+Snapshot = dict[str, list[dict[str, Any]]]
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def settings_for(nats_url: str, database_url: str, **overrides: object) -> ProjectionSettings:
+    values: dict[str, object] = {
+        "nats_url": nats_url, "database_url": database_url, "http_port": 0,
+        "poll_interval_s": 0.05, "retry_base_s": 0.05, "retry_max_s": 0.3,
+    }
+    values.update(overrides)
+    return ProjectionSettings(**values)  # type: ignore[arg-type]
+
+
+
+
+async def wait_caught_up(js: JetStreamContext, timeout_s: float = 20.0) -> None:
+    """Every stream's events are written and acknowledged by the projection."""
+    deadline = time.monotonic() + timeout_s
+    while not await caught_up(js):
+        if time.monotonic() > deadline:
+            raise AssertionError("the projection did not catch up in time")
+        await asyncio.sleep(0.05)
+
+
+async def snapshot(db: asyncpg.Pool | asyncpg.Connection) -> Snapshot:
+    """Every read model's full content, in key order."""
+    return {
+        table.name: [dict(row) for row in await db.fetch(
+            f"SELECT * FROM {table.name} ORDER BY {', '.join(table.key)}")]  # noqa: S608
+        for table in TABLES
+    }
+
+
+async def rows(db: asyncpg.Pool, sql: str, *args: object) -> list[dict[str, Any]]:
+    return [dict(r) for r in await db.fetch(sql, *args)]
+
+
+async def stream_messages(js: JetStreamContext, streams: list[str]) -> int:
+    return sum((await js.stream_info(name)).state.messages for name in streams)

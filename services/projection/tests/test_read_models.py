@@ -1,0 +1,192 @@
+"""The read models after realistic conversations, published to the real streams."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import asyncpg
+from nats.js import JetStreamContext
+from projection.testing import ACCOUNT, BUSINESS, ConversationScript, orphaned_message, publish
+from projection_helpers import START, rows, wait_caught_up
+from switchboard_contracts import Envelope
+from switchboard_contracts.topology import CONVERSATION, DEADLETTER
+from switchboard_runtime import Service
+
+USER = "whatsapp:+447700900001"
+
+
+def the(script: ConversationScript, event_type: str) -> Envelope:
+    found = [p.envelope for p in script.events
+             if p.envelope.type == event_type and "Nats-Schedule" not in p.headers]
+    assert len(found) == 1, event_type
+    return found[0]
+
+
+def timers(script: ConversationScript) -> int:
+    return sum("Nats-Schedule" in p.headers for p in script.events)
+
+
+async def test_a_text_conversation(projection: Service, js: JetStreamContext,
+                                   pool: asyncpg.Pool) -> None:
+    talk = ConversationScript("clinic", USER, start=START)
+    sid = talk.text_message("Are you open on Saturday morning?",
+                            reply="Yes, from nine to one. Shall I book you in?", parts=2)
+    await publish(js, talk.events)
+    await wait_caught_up(js)
+
+    inbound, reply = the(talk, "InboundMessageReceived"), the(talk, "ReplyGenerated")
+    conversation_events = [p.envelope for p in talk.events
+                           if p.stream == CONVERSATION.name and "Nats-Schedule" not in p.headers]
+    [conversation] = await rows(pool, "SELECT * FROM conversations")
+    assert conversation == {
+        "conversation_id": talk.conversation_id, "tenant_id": "clinic", "user_address": USER,
+        "business_address": BUSINESS, "account_sid": ACCOUNT, "session": 1,
+        "closed_session": None, "status": "open",
+        "started_at": the(talk, "ConversationStarted").occurred_at, "closed_at": None,
+        "close_reason": None, "last_user_message_at": inbound.occurred_at,
+        "window_expires_at": inbound.occurred_at + timedelta(hours=24), "turns": 1,
+        "user_messages": 1, "assistant_messages": 1,
+        "created_at": conversation_events[0].occurred_at,
+        "updated_at": conversation_events[-1].occurred_at,
+    }
+
+    user_row, reply_row = await rows(pool, "SELECT * FROM messages ORDER BY created_at")
+    assert {k: user_row[k] for k in ("message_id", "direction", "conversation_id",
+                                     "correlation_id", "turn", "text", "message_type",
+                                     "profile_name", "from_address", "received_at",
+                                     "transcription_status")} == {
+        "message_id": sid, "direction": "inbound", "conversation_id": talk.conversation_id,
+        "correlation_id": sid, "turn": 1, "text": "Are you open on Saturday morning?",
+        "message_type": "text", "profile_name": "Ada", "from_address": USER,
+        "received_at": inbound.occurred_at, "transcription_status": None,
+    }
+    assert json.loads(user_row["media"]) == []
+    assert {k: reply_row[k] for k in ("message_id", "direction", "correlation_id", "turn",
+                                      "text", "model", "parts", "prompt_tokens",
+                                      "completion_tokens", "generated_at")} == {
+        "message_id": str(reply.event_id), "direction": "outbound", "correlation_id": sid,
+        "turn": 1, "text": "Yes, from nine to one. Shall I book you in?",
+        "model": "gpt-4o-mini", "parts": 2, "prompt_tokens": 120, "completion_tokens": 30,
+        "generated_at": reply.occurred_at,
+    }
+
+    parts = await rows(pool, "SELECT * FROM message_parts ORDER BY part")
+    sent = [p.envelope for p in talk.events if p.envelope.type == "OutboundMessageSent"]
+    assert [(p["message_id"], p["part"], p["text"], p["twilio_sid"], p["send_status"],
+             p["attempts"], p["sent_at"]) for p in parts] == [
+        (str(reply.event_id), n, e.data["text"], e.data["message_sid"], "sent", 1, e.occurred_at)
+        for n, e in enumerate(sent, start=1)]
+    statuses = await rows(pool, "SELECT message_sid, status FROM delivery_statuses")
+    assert sorted((s["message_sid"], s["status"]) for s in statuses) == sorted(
+        (e.data["message_sid"], status) for e in sent for status in ("sent", "delivered", "read"))
+
+    timeline = await rows(pool, "SELECT * FROM timeline_events ORDER BY occurred_at")
+    assert len(timeline) == len(talk.events) - timers(talk)  # timer definitions are no events
+    assert {t["correlation_id"] for t in timeline} == {sid}
+    assert [t["service"] for t in timeline[:4]] == ["gateway", "conversation", "conversation",
+                                                    "conversation"]
+    processed = await pool.fetchval("SELECT sum(processed) FROM projection_checkpoints")
+    assert processed == len(talk.events)
+
+
+async def test_a_voice_note_conversation(projection: Service, js: JetStreamContext,
+                                         pool: asyncpg.Pool) -> None:
+    talk = ConversationScript("clinic", USER, start=START)
+    sid = talk.voice_note("I would like to move my appointment to Friday",
+                          reply="Done: Friday at ten.", language="en")
+    await publish(js, talk.events)
+    await wait_caught_up(js)
+
+    [note] = await rows(pool, "SELECT * FROM messages WHERE message_id = $1", sid)
+    done = the(talk, "TranscriptionCompleted")
+    assert {k: note[k] for k in ("direction", "text", "message_type", "transcription_status",
+                                 "transcript", "transcript_language", "audio_duration_s",
+                                 "transcription_model", "transcription_error")} == {
+        "direction": "inbound", "text": "", "message_type": "audio",
+        "transcription_status": "completed",
+        "transcript": "I would like to move my appointment to Friday",
+        "transcript_language": "en", "audio_duration_s": 3.2,
+        "transcription_model": "whisper-base", "transcription_error": None,
+    }
+    assert [m["content_type"] for m in json.loads(note["media"])] == ["audio/ogg"]
+    assert note["updated_at"] >= done.occurred_at
+
+    [conversation] = await rows(pool, "SELECT * FROM conversations")
+    assert (conversation["user_messages"], conversation["assistant_messages"]) == (1, 1)
+    [part] = await rows(pool, "SELECT * FROM message_parts")
+    assert (part["text"], part["send_status"]) == ("Done: Friday at ten.", "sent")
+    statuses = await rows(pool, "SELECT status FROM delivery_statuses ORDER BY reported_at")
+    assert [s["status"] for s in statuses] == ["sent", "delivered"]
+    timeline = await rows(pool, "SELECT type, service FROM timeline_events "
+                                "WHERE type LIKE 'Transcri%' ORDER BY occurred_at")
+    assert [(t["type"], t["service"]) for t in timeline] == [
+        ("TranscriptionRequested", "conversation"), ("TranscriptionCompleted", "transcription"),
+        ("TranscriptAppended", "conversation")]
+
+
+async def test_an_orphaned_message_is_recorded_under_no_tenant(
+        projection: Service, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    orphan = orphaned_message(ACCOUNT, "whatsapp:+14155550999", START)
+    await publish(js, [orphan])
+    await wait_caught_up(js)
+
+    [row] = await rows(pool, "SELECT * FROM orphaned_messages")
+    assert (row["message_sid"], row["to_address"], row["reason"]) == (
+        orphan.envelope.data["message_sid"], "whatsapp:+14155550999", "no tenant owns this number")
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    assert await pool.fetchval("SELECT tenant_id FROM timeline_events") is None
+
+
+async def test_poison_events_are_dead_lettered_and_do_not_block_the_stream(
+        projection: Service, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    talk = ConversationScript("clinic", USER, start=START)
+    sid = talk.text_message("Hello", reply="Hi!")
+    future = Envelope.model_validate({**the(talk, "ReplyGenerated").model_dump(mode="json"),
+                                      "version": "2.0", "event_id": "9" * 32})
+    newer = Envelope.model_validate({**the(talk, "ReplyGenerated").model_dump(mode="json"),
+                                     "type": "ReplyRated", "event_id": "8" * 32,
+                                     "data": {"stars": 5}})
+    await js.publish("gateway.InboundMessageReceived", b"{not json", stream="GATEWAY")
+    await js.publish("agent.ReplyGenerated", future.to_bytes(), stream="AGENT")
+    await js.publish("agent.ReplyRated", newer.to_bytes(), stream="AGENT")
+    await publish(js, talk.events)
+    await wait_caught_up(js)
+
+    letters = await rows(pool, "SELECT * FROM dead_letters ORDER BY stream")
+    assert [(d["stream"], d["consumer"], d["stream_seq"], d["reason"].split(":")[0])
+            for d in letters] == [
+        ("AGENT", "projection-agent", 1, "unsupported version"),
+        ("GATEWAY", "projection-gateway", 1, "malformed envelope"),
+    ]
+    assert (await js.stream_info(DEADLETTER.name)).state.messages == 2
+    # A type this build does not know is still a hop of its correlation; what follows the
+    # poison is projected.
+    assert await pool.fetchval(
+        "SELECT service FROM timeline_events WHERE type = 'ReplyRated'") == "agent"
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE message_id = $1", sid) == 1
+    assert await pool.fetchval(
+        "SELECT count(*) FROM timeline_events WHERE type = 'DeadLettered'") == 1  # has a cid
+
+
+async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered(
+        projection: Service, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    """A NUL character is valid JSON but not valid Postgres text: that event alone is
+    dead-lettered, its batch neighbours are written."""
+    talk = ConversationScript("clinic", USER, start=START)
+    talk.text_message("Hello", reply="Hi!")
+    inbound = the(talk, "InboundMessageReceived")
+    broken = Envelope.model_validate({**inbound.model_dump(mode="json"), "event_id": "7" * 32,
+                                      "data": {**inbound.data, "message_sid": "SMbroken",
+                                               "body": "nul \u0000 inside"}})
+    await publish(js, talk.events[:1])
+    await js.publish("gateway.InboundMessageReceived", broken.to_bytes(), stream="GATEWAY")
+    await publish(js, talk.events[1:])
+    await wait_caught_up(js)
+
+    [letter] = await rows(pool, "SELECT * FROM dead_letters")
+    assert (letter["stream_seq"], letter["reason"], letter["event_type"]) == (
+        2, "the projection could not store it", "InboundMessageReceived")
+    assert letter["error"].startswith("22")  # SQLSTATE class 22: data exception
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE message_id = 'SMbroken'") == 0
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 2

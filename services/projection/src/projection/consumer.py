@@ -2,11 +2,12 @@
 
 Each loop fetches up to ``batch_size`` messages (``pull.py``), prepares the rows they mean,
 hands both to the ``BatchWriter`` (one transaction with the checkpoint) and acknowledges the
-batch only after the commit, with one ack (``AckPolicy.ALL``). ``max_ack_pending`` equals
-the batch size, so JetStream delivers nothing new while a batch is unacknowledged: a stream's
-batches are applied strictly in order, which the "skip at or below the checkpoint" rule
-relies on. ``max_deliver`` is unlimited: a Postgres outage of any length must not make the
-server give up on an event.
+batch only after the commit, with one ack (``AckPolicy.ALL``). While a batch is written, the
+next one is fetched and prepared, and handed over only once the first is committed: a
+stream's batches are applied strictly in order, which the "skip at or below the checkpoint"
+rule relies on. ``max_ack_pending`` is two batches, so JetStream delivers nothing beyond
+those two while they are unacknowledged. ``max_deliver`` is unlimited: a Postgres outage of
+any length must not make the server give up on an event.
 
 When Postgres fails, the loop keeps its batch, backs off and writes it again (nothing is
 acked meanwhile); when it returns, the loop carries on from there.
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -70,7 +72,9 @@ def consumer_config(stream: str, settings: ProjectionSettings) -> ConsumerConfig
         durable_name=durable, name=durable,
         description="Projection: read models in Postgres (position checkpointed there too)",
         deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.ALL,
-        ack_wait=settings.ack_wait_s, max_deliver=-1, max_ack_pending=settings.batch_size,
+        ack_wait=settings.ack_wait_s, max_deliver=-1,
+        # The batch being written and the next one, fetched meanwhile (StreamLoop._step).
+        max_ack_pending=2 * settings.batch_size,
     )
 
 
@@ -93,6 +97,13 @@ async def caught_up(js: JetStreamContext, streams: Sequence[str] = PROJECTED_NAM
     return True
 
 
+@dataclass(eq=False)
+class _Prepared:
+    msgs: Sequence[Msg]
+    facts: list[Fact] = field(default_factory=list)
+    writes: Writes = field(default_factory=Writes)
+
+
 class StreamLoop:
     def __init__(self, nc: NATS, pool: asyncpg.Pool, writer: BatchWriter,
                  stream: str, settings: ProjectionSettings, stopping: asyncio.Event) -> None:
@@ -106,6 +117,7 @@ class StreamLoop:
         self._durable = durable_for(stream)
         self._epoch = -1
         self._fetcher: PullFetcher | None = None
+        self._ahead: _Prepared | None = None
         self._checked_at = 0.0
 
     async def run(self) -> None:
@@ -121,7 +133,27 @@ class StreamLoop:
     async def _step(self) -> None:
         if self._fetcher is None and not await self._bind():
             return
-        assert self._fetcher is not None
+        current, self._ahead = self._ahead or await self._fetch(), None
+        if current is None:
+            await self._recheck_when_idle()  # caught up: ask again in a moment
+            await self._pause(self._settings.poll_interval_s)
+            return
+        # The next batch is fetched and prepared (Python) while this one is written
+        # (Postgres); it is handed to the writer only once this one is committed, so a
+        # stream's batches still commit in order.
+        ahead = asyncio.create_task(self._fetch())
+        committed, dropped_for = await self._commit(current)
+        following = await ahead
+        if committed:
+            self._ahead = following
+        elif following is not None:  # dropped with it: delivered again like it
+            await self._drop(following, dropped_for)
+
+    async def _fetch(self) -> _Prepared | None:
+        """The next batch, decoded and its rows prepared; None when there is none (or the
+        fetch failed: then bound again)."""
+        if self._fetcher is None:
+            return None
         try:
             async with asyncio.timeout(self._settings.fetch_timeout_s):
                 msgs = await self._fetcher.fetch(self._settings.batch_size)
@@ -129,41 +161,45 @@ class StreamLoop:
             log.warning("fetch failed, re-binding", stream=self.stream, error=type(exc).__name__)
             await self._unbind()
             await self._pause(1.0)
-            return
-        if msgs:
-            await self._project(msgs)
-            return
-        await self._recheck_when_idle()  # caught up: ask again in a moment
-        await self._pause(self._settings.poll_interval_s)
-
-    async def _project(self, msgs: Sequence[Msg]) -> None:
-        facts: list[Fact] = []
-        writes = Writes()
+            return None
+        if not msgs:
+            return None
+        batch = _Prepared(msgs)
         for start in range(0, len(msgs), YIELD_EVERY):
             for msg in msgs[start:start + YIELD_EVERY]:
                 fact = decode(Raw.of(msg), READ_TYPES)
-                facts.append(fact)
-                project(fact, writes)
+                batch.facts.append(fact)
+                project(fact, batch.writes)
             await asyncio.sleep(0)  # let the writer go on with its round trips meanwhile
+        return batch
+
+    async def _commit(self, batch: _Prepared) -> tuple[bool, Exception | None]:
+        """Write, then ack. (False, why) if the batch was dropped: it is delivered again."""
         try:
-            outcome = await self._write(facts, writes)
+            outcome = await self._write(batch.facts, batch.writes)
         except (EpochChanged, OutOfOrder) as exc:
             log.warning("batch dropped, consumer re-bound", stream=self.stream,
                         reason=type(exc).__name__)
             metrics.RETRIES.labels(self.stream, type(exc).__name__).inc()
-            if isinstance(exc, EpochChanged):  # a consumer made since the rebuild: again now
-                for msg in msgs:
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
-            # A message lost on its way here: no nak, so the batch comes back after
-            # ACK_WAIT_S together with the lost one, sorted by sequence.
+            await self._drop(batch, reason=exc)
             await self._unbind()
             await self._pause(self._settings.retry_max_s if isinstance(exc, OutOfOrder) else 0)
-            return
+            return False, exc
         if outcome is None:  # stopping while the database is away: redelivered later
-            return
-        await self._ack(msgs[-1])
-        self._observe(outcome, msgs[-1])
+            return False, None
+        await self._ack(batch.msgs[-1])
+        self._observe(outcome, batch.msgs[-1])
+        return True, None
+
+    @staticmethod
+    async def _drop(batch: _Prepared, reason: Exception | None) -> None:
+        """After a rebuild, deliver it again at once (to the consumer made since). Otherwise
+        (a message lost on its way here) no nak: the batch comes back after ACK_WAIT_S
+        together with the lost one, sorted by sequence."""
+        if isinstance(reason, EpochChanged):
+            for msg in batch.msgs:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
 
     @staticmethod
     async def _ack(last: Msg) -> None:

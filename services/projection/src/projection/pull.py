@@ -41,6 +41,7 @@ class PullFetcher:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
 
     async def stop(self) -> None:
+        self._answered.set()  # a fetch waiting meanwhile returns what it has
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

@@ -36,7 +36,7 @@ async def reset(pool: asyncpg.Pool, js: JetStreamContext,
     """Empty the read models; returns the new epoch."""
     async with pool.acquire() as conn, conn.transaction():
         await lock_writers(conn)
-        await conn.execute("TRUNCATE projection_checkpoints")
+        await conn.execute(f"TRUNCATE {', '.join(READ_MODELS)}, projection_checkpoints")
         epoch: int = await conn.fetchval(
             "UPDATE projection_state SET epoch = epoch + 1, rebuilt_at = now() RETURNING epoch")
         # Before the commit: if NATS fails here, nothing was emptied.
@@ -50,7 +50,7 @@ async def reset(pool: asyncpg.Pool, js: JetStreamContext,
 async def wait_caught_up(projector: Projector, timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while not await projector.caught_up():  # noqa: ASYNC110 - polls NATS, no event to await
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
 
 
 async def rebuild(nc: NATS, pool: asyncpg.Pool, settings: ProjectionSettings,

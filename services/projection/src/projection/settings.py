@@ -15,8 +15,8 @@ class ProjectionSettings(ServiceSettings):
     # Apply the schema migrations at start (off when a deployment runs
     # `switchboard-projection-admin migrate` as a job before rolling out).
     migrate_on_start: bool = True
-    # Events fetched and written per transaction (and the consumers' max_ack_pending, so a
-    # stream's batches are applied strictly in order). Larger batches catch up faster.
+    # Events fetched and written per transaction; the consumers' max_ack_pending is two
+    # batches (the one being written, the next fetched meanwhile). Larger catch up faster.
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     # A caught-up stream is asked again after this long: the read models' delay behind the
     # streams when traffic is light.

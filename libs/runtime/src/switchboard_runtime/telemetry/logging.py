@@ -64,6 +64,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request's URL at INFO (media URLs carry account and message ids):
+    # only its warnings are worth a line.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-
 import pytest
 from agent.context import (
     MIN_NEWEST_TOKENS,
@@ -20,7 +17,6 @@ from agent.fallbacks import (
     text_for_reason,
     unavailable_text,
 )
-from agent.llm import retry_after
 from agent.replies import skip_reason
 from agent.settings import AgentSettings
 from agent_helpers import context
@@ -102,15 +98,6 @@ def test_turns_answered_stale_or_in_human_mode_are_skipped():
     assert skip_reason(state, 3) == "stale"
     assert skip_reason(ConversationState(turn=4), 4) is None
     assert skip_reason(ConversationState(turn=4, human_mode=True), 4) == "human_mode"
-
-
-def test_retry_after_headers():
-    assert retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert retry_after({"retry-after": "2"}) == 2.0
-    later = datetime.now(UTC) + timedelta(seconds=30)
-    assert 25 < (retry_after({"retry-after": format_datetime(later, usegmt=True)}) or 0) <= 30
-    assert retry_after({"retry-after": "soon"}) is None
-    assert retry_after({}) is None
 
 
 def test_production_needs_an_llm_endpoint_and_names_the_setting(monkeypatch):

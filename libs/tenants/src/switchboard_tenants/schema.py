@@ -24,14 +24,19 @@ def yoyo_url(database_url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def apply_migrations(database_url: str) -> int:
-    """Apply the pending tenants migrations (under yoyo's lock); returns how many ran."""
+def apply_sql_migrations(database_url: str, folder: Path, name: str) -> int:
+    """Apply the pending migrations of ``folder`` (under yoyo's lock); returns how many ran."""
     backend = get_backend(yoyo_url(database_url))
     try:
         with backend.lock():
-            pending = backend.to_apply(read_migrations(str(MIGRATIONS)))
+            pending = backend.to_apply(read_migrations(str(folder)))
             backend.apply_migrations(pending)
     finally:
         backend.connection.close()
-    log.info("tenants migrations applied", count=len(pending))
+    log.info(f"{name} migrations applied", count=len(pending))
     return len(pending)
+
+
+def apply_migrations(database_url: str) -> int:
+    """Apply the pending tenants migrations; returns how many ran."""
+    return apply_sql_migrations(database_url, MIGRATIONS, "tenants")

@@ -8,14 +8,13 @@ the SDK's own retries are off (``max_retries=0``) so that policy is the one in f
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Protocol, cast
 
 import openai
 from openai import AsyncOpenAI, omit
 from openai.types.chat import ChatCompletionMessageParam
+from switchboard_runtime.http import retry_after
 
 DEV_MARKER = "[local development responder]"
 DEV_MODEL = "local-dev-responder"
@@ -58,30 +57,6 @@ class ChatModel(Protocol):
     async def complete(self, request: ChatRequest) -> Completion: ...
 
     async def aclose(self) -> None: ...
-
-
-def retry_after(headers: object) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    get = getattr(headers, "get", None)
-    if get is None:
-        return None
-    millis: str | None = get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
-    value: str | None = get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 class OpenAIChat:

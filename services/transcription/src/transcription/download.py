@@ -22,9 +22,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 import httpx
+from switchboard_runtime.http import retry_after
 from switchboard_runtime.telemetry import get_logger
 from tenacity import (
     AsyncRetrying,
@@ -73,20 +73,6 @@ class Media:
     data: bytes
     content_type: str | None
     attempts: int = 1
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(float(parsedate_to_datetime(value).timestamp()) - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 class StopOnLongRetryAfter(stop_base):
@@ -203,7 +189,7 @@ class MediaClient:
         if status == 403:  # an expired or refused CDN link: a new one comes with the next try
             raise TransientFailure("cdn_forbidden")
         if status in TRANSIENT_STATUSES or status >= 500:
-            raise TransientFailure(f"http_{status}", retry_after(response))
+            raise TransientFailure(f"http_{status}", retry_after(response.headers))
         raise TranscriptionFailure(REJECTED, f"http {status}")
 
     async def _read(self, response: httpx.Response) -> Media:

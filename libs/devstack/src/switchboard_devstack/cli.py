@@ -114,7 +114,7 @@ def _announce(stack: Stack, settings: dict[str, str], env_file: Path) -> None:
     console.print(f"  replies come from {llm}")
     console.print(f"  read API: {settings['SB_READ_API_URL']}/docs, with the demo tenant's key: "
                   "[cyan]-H \"X-API-Key: $SB_API_KEY\"[/cyan] (from the settings file); "
-                  "[cyan]make trace CID=<correlation_id>[/cyan] draws a message's journey")
+                  "[cyan]make trace CID=<sid>[/cyan] draws the journey of a message the chat sent")
     console.print("[green]Ready.[/green] In another terminal: [cyan]make chat[/cyan] "
                   "(or: [cyan]make chat MESSAGE='hello'[/cyan] for one message). "
                   "Ctrl-C here stops everything.")

@@ -140,8 +140,11 @@ async def _send_once(settings: dict[str, str], text: str | None, voice: Path | N
     async with SimClient(settings["sim_url"]) as client:
         session = ChatSession(client, settings["from_"], settings["to"], settings["name"])
         await session.start()
-        if not _report_webhook(await _send(session, text, voice, say)):
+        answer = await _send(session, text, voice, say)
+        if not _report_webhook(answer):
             return 3
+        # On stderr: stdout is the reply, for scripts. The sid is the message's correlation_id.
+        err.print(f"[dim]sent as {answer['message_sid']}[/dim]")
         replies = await session.replies(timeout_s, settle_s)
     if not replies:
         err.print(f"[red]no reply within {timeout_s:g}s[/red]")

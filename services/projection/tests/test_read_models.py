@@ -86,6 +86,20 @@ async def test_a_text_conversation(projection: Service, js: JetStreamContext,
     assert {t["correlation_id"] for t in timeline} == {sid}
     assert [t["service"] for t in timeline[:4]] == ["gateway", "conversation", "conversation",
                                                     "conversation"]
+    # Built by Postgres from the envelopes as stored: the same values as Envelope reads.
+    published = {str(p.envelope.event_id): p for p in talk.events
+                 if "Nats-Schedule" not in p.headers}
+    for row in timeline:
+        event = published[row["event_id"]]
+        e = event.envelope
+        assert row == {
+            "event_id": str(e.event_id), "correlation_id": e.correlation_id,
+            "tenant_id": e.tenant_id or None, "conversation_id": e.conversation_id,
+            "type": e.type, "version": e.version, "service": event.subject.split(".")[0],
+            "subject": event.subject,
+            "causation_id": str(e.causation_id) if e.causation_id else None,
+            "occurred_at": e.occurred_at,
+        }
     processed = await pool.fetchval("SELECT sum(processed) FROM projection_checkpoints")
     assert processed == len(talk.events)
 

@@ -100,6 +100,7 @@ class Table:
     _known: frozenset[str] = field(init=False, repr=False)
     _key_set: frozenset[str] = field(init=False, repr=False)
     _key_of: Callable[[Row], Any] = field(init=False, repr=False)
+    _updates: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         columns = (*self.key, *self.rules)
@@ -110,13 +111,19 @@ class Table:
         # objects and Postgres types them by the table's own row type (a missing key is NULL).
         # Names come from the table definitions in code, never from input.
         source = f"json_populate_recordset(NULL::{self.name}, $1::json)"
-        insert = f"INSERT INTO {self.name} ({names}) SELECT {names} FROM {source}"  # noqa: S608
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "_known", frozenset(columns))
         object.__setattr__(self, "_key_set", frozenset(self.key))
         object.__setattr__(self, "_key_of", operator.itemgetter(*self.key))
-        object.__setattr__(self, "upsert_sql", (
-            f"{insert}\nON CONFLICT ({', '.join(self.key)}) DO UPDATE SET\n    {updates}"))
+        object.__setattr__(self, "_updates", updates)
+        object.__setattr__(self, "upsert_sql", self.upsert_from(
+            f"SELECT {names} FROM {source}"))  # noqa: S608
+
+    def upsert_from(self, select: str) -> str:
+        """The upsert of the rows ``select`` yields (the table's columns, in order, each key
+        once), merged by the table's rules."""
+        return (f"INSERT INTO {self.name} ({', '.join(self.columns)}) {select}\n"
+                f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET\n    {self._updates}")
 
     def check(self, columns: Iterable[str]) -> None:
         unknown = set(columns) - self._known

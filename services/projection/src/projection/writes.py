@@ -36,6 +36,8 @@ class Writes:
         # Per table, one row per key: the batch's facts about it merged by the table's rules
         # (as the database would merge them), so each row is sent once per batch.
         self._rows: dict[Table, dict[Any, dict[str, Any]]] = defaultdict(dict)
+        # Per statement, the events whose rows Postgres builds from their stored JSON.
+        self._events: dict[str, tuple[list[bytes], list[str]]] = defaultdict(lambda: ([], []))
         self.conversations: set[str] = set()
 
     def upsert(self, table: Table, **values: Any) -> None:
@@ -46,6 +48,13 @@ class Writes:
         key = table.key_of(row)
         held = rows.get(key)
         rows[key] = row if held is None else table.merge(held, row)
+
+    def from_event(self, statement: str, data: bytes, subject: str) -> None:
+        """Rows ``statement`` builds in SQL from the events' JSON as stored ($1: a JSON array
+        of them) and their subjects ($2, in the same order): no Python row, no encoding."""
+        events, subjects = self._events[statement]
+        events.append(data)
+        subjects.append(subject)
 
     def touch(self, conversation_id: str | None) -> None:
         """The conversation's counts may have changed."""
@@ -61,6 +70,9 @@ class Writes:
             table.check(set().union(*rows))
             await conn.execute(table.upsert_sql, json.dumps(
                 rows, default=_json_value, separators=(",", ":")))
+        for statement, (events, subjects) in self._events.items():
+            # Each was valid UTF-8 JSON to be decoded at all.
+            await conn.execute(statement, (b"[" + b",".join(events) + b"]").decode(), subjects)
 
 
 async def recount(conn: asyncpg.Connection, conversations: set[str]) -> None:

@@ -30,7 +30,7 @@ def project(fact: Fact, writes: Writes) -> None:
     """Add what ``fact`` means to ``writes`` (timers and poison mean nothing here)."""
     if isinstance(fact, EventFact):
         envelope, subject = fact.envelope, fact.raw.subject
-        timeline.record_event(envelope, subject, writes)
+        timeline.record_event(fact.raw, writes)
         if envelope.type in conversations.ACTIVITY:
             conversations.activity(envelope, writes)
         if fact.data is not None:

@@ -165,8 +165,9 @@ async def test_media_down_on_every_delivery_ends_in_a_failure_on_the_last_one(
         nats_url: str, js: JetStreamContext, host: MediaHost,
         monkeypatch: pytest.MonkeyPatch) -> None:
     host.answer(MediaHost.status(503))
-    monkeypatch.setattr(transcription_main, "REQUESTS", replace(
-        transcription_main.REQUESTS, max_deliver=3, retry_delays_s=(0.2,)))
+    spec = transcription_main.requests_spec
+    monkeypatch.setattr(transcription_main, "requests_spec", lambda workers: replace(
+        spec(workers), max_deliver=3, retry_delays_s=(0.2,)))
     config = settings(nats_url, [host_of(host.url)], media_retry_delays_s=(0.05,))
     async with running_service(config):
         sid = new_sid("MM")

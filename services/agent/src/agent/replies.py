@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from switchboard_contracts.events.agent import ReplyFailed, ReplyGenerated, Toke
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.topology import event_subject
 from switchboard_runtime.bus import PermanentError, Publisher
+from switchboard_runtime.recent import RecentKeys
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantRecord
 
@@ -49,7 +49,6 @@ log = get_logger(__name__)
 
 # Event ids of the agent's events are UUIDv5 of this namespace and the Nats-Msg-Id.
 EVENT_ID_NAMESPACE = uuid.UUID("5b1f3c1e-2f4a-4d0e-9a59-7a0c1e6d2b10")
-RECENT_TURNS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,7 @@ class ReplyHandler:
         )
         self._ports: Ports | None = None
         self._in_flight: dict[tuple[str, int], asyncio.Future[None]] = {}
-        self._answered: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._answered: RecentKeys[tuple[str, int]] = RecentKeys()
 
     def connect(self, ports: Ports) -> None:
         self._ports = ports
@@ -140,9 +139,7 @@ class ReplyHandler:
             raise
         else:
             done.set_result(None)
-            self._answered[key] = None
-            while len(self._answered) > RECENT_TURNS:
-                self._answered.popitem(last=False)
+            self._answered.add(key)
         finally:
             del self._in_flight[key]
 

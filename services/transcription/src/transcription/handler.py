@@ -26,7 +26,6 @@ import asyncio
 import contextvars
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from switchboard_contracts.events.conversation import TranscriptionRequested
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 from switchboard_contracts.topology import event_subject
 from switchboard_runtime.bus import Publisher, current_delivery
+from switchboard_runtime.recent import RecentKeys
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantRoute
 
@@ -68,7 +68,6 @@ log = get_logger(__name__)
 
 # Event ids of the transcription's events are UUIDv5 of this namespace and "<msg id>:<type>".
 EVENT_ID_NAMESPACE = uuid.UUID("0f6a4f2e-8c1d-4b7a-9d3e-5a2c7b1e9f40")
-RECENT_OUTCOMES = 10_000  # voice notes remembered as answered, per process
 
 
 def msg_id(message_sid: str) -> str:
@@ -90,7 +89,7 @@ class TranscriptionHandler:
         # The only threads that run Whisper: at most `workers` transcriptions at a time.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
         self._ports: Ports | None = None
-        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._answered: RecentKeys[str] = RecentKeys()  # voice notes answered here
 
     def connect(self, ports: Ports) -> None:
         self._ports = ports
@@ -203,6 +202,4 @@ class TranscriptionHandler:
             event_subject("transcription", data.TYPE), envelope, msg_id=identity)
         if ack.duplicate:
             log.info("outcome already stored (duplicate)", event_type=data.TYPE)
-        self._answered[request.message_sid] = None
-        while len(self._answered) > RECENT_OUTCOMES:
-            self._answered.popitem(last=False)
+        self._answered.add(request.message_sid)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 from switchboard_contracts.events.conversation import TranscriptionRequested
 from switchboard_contracts.topology import CONVERSATION, TRANSCRIPTION
@@ -23,22 +22,23 @@ from .settings import TranscriptionSettings
 
 log = get_logger(__name__)
 
-# Transcription is slow and CPU-bound: one message per fetch, progress acks while a handler
-# runs (a long note is not redelivered mid-way), few messages pending per replica so the
-# others (KEDA scales on this consumer's lag) get their share. Concurrency is set from
-# WHISPER_NUM_WORKERS in `build`: one download may overlap each running transcription.
-REQUESTS = ConsumerSpec(
-    durable="transcription-requests",
-    stream=CONVERSATION.name,
-    filter_subjects=(conversation_subject("*", TranscriptionRequested.TYPE),),
-    ack_wait_s=30.0,
-    max_deliver=5,
-    max_ack_pending=8,
-    retry_delays_s=(5.0, 30.0, 60.0, 120.0),
-    batch=1,
-    concurrency=2,
-    long_running=True,
-)
+def requests_spec(workers: int) -> ConsumerSpec:
+    """Transcription is slow and CPU-bound: one message per fetch, progress acks while a handler
+    runs (a long note is not redelivered mid-way), one download overlapping each running
+    transcription, and few messages pending per replica so the others (KEDA scales on this
+    consumer's lag) get their share."""
+    return ConsumerSpec(
+        durable="transcription-requests",
+        stream=CONVERSATION.name,
+        filter_subjects=(conversation_subject("*", TranscriptionRequested.TYPE),),
+        ack_wait_s=30.0,
+        max_deliver=5,
+        max_ack_pending=4 * workers,
+        retry_delays_s=(5.0, 30.0, 60.0, 120.0),
+        batch=1,
+        concurrency=2 * workers,
+        long_running=True,
+    )
 
 
 def model_spec(settings: TranscriptionSettings) -> ModelSpec:
@@ -70,8 +70,7 @@ def build(settings: TranscriptionSettings | None = None) -> Service:
     handler = TranscriptionHandler(MediaClient(policy, settings.media_proxy_url), workers)
     service = Service(settings, owns=(TRANSCRIPTION,), reads=(CONVERSATION,))
     service.app.title = "Switchboard transcription"
-    service.consume(replace(REQUESTS, concurrency=2 * workers, max_ack_pending=4 * workers),
-                    {TranscriptionRequested.TYPE: handler.handle})
+    service.consume(requests_spec(workers), {TranscriptionRequested.TYPE: handler.handle})
 
     @service.on_start
     async def wire(svc: Service) -> None:

@@ -5,10 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from switchboard_contracts.topology import GATEWAY
 from switchboard_devstack.embedded import free_port
+from switchboard_runtime import Service, ServiceSettings
+from switchboard_runtime import service as service_module
 from switchboard_runtime.bus import Publisher
 
 
@@ -54,3 +57,17 @@ async def test_sigterm_lets_the_slow_handler_finish_and_ack_once(
     except Exception:
         again = []
     assert again == []
+
+
+async def test_stop_does_not_wait_forever_for_a_connection_never_released(
+    nats_url, database_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(service_module, "POOL_CLOSE_TIMEOUT_S", 0.5)
+    service = Service(ServiceSettings(service_name="leaky", nats_url=nats_url,
+                                      database_url=database_url, http_port=0))
+    await service.start()
+    assert service.db is not None
+    await service.db.acquire()  # and never released, as a bug would
+    started = time.monotonic()
+    await asyncio.wait_for(service.stop(), 10)
+    assert time.monotonic() - started < 5

@@ -38,6 +38,10 @@ log = get_logger(__name__)
 Hook = Callable[["Service"], Awaitable[None]]
 
 
+# How long stopping waits for every database connection to come back to the pool.
+POOL_CLOSE_TIMEOUT_S = 5.0
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the service decides when to stop."""
 
@@ -141,7 +145,11 @@ class Service:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.drain()
         if self.db is not None:
-            await self.db.close()
+            try:
+                await asyncio.wait_for(self.db.close(), POOL_CLOSE_TIMEOUT_S)
+            except TimeoutError:  # a connection never released: do not wait for it forever
+                log.error("database connections still in use at shutdown; closed abruptly")
+                self.db.terminate()
         log.info("service stopped")
 
     @contextlib.asynccontextmanager

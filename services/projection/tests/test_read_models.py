@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import timedelta
 
 import asyncpg
 from nats.js import JetStreamContext
+from projection.main import build
 from projection.testing import ACCOUNT, BUSINESS, ConversationScript, orphaned_message, publish
-from projection_helpers import START, rows, wait_caught_up
+from projection_helpers import START, rows, settings_for, wait_caught_up
 from switchboard_contracts import Envelope
 from switchboard_contracts.topology import CONVERSATION, DEADLETTER
 from switchboard_runtime import Service
@@ -204,3 +206,10 @@ async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered(
     assert letter["error"].startswith("22")  # SQLSTATE class 22: data exception
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE message_id = 'SMbroken'") == 0
     assert await pool.fetchval("SELECT count(*) FROM messages") == 2
+
+
+async def test_the_projection_sets_its_young_garbage_collection_threshold(
+        nats_url: str, migrated_url: str, streams: None) -> None:
+    settings = settings_for(nats_url, migrated_url, gc_young_threshold=12_345)
+    async with build(settings).running():
+        assert gc.get_threshold()[0] == 12_345

@@ -40,14 +40,22 @@ def test_a_reply_is_as_far_as_its_least_advanced_part() -> None:
     assert message_status("outbound", ["read", "undelivered", "sent"]) == "undelivered"
 
 
-def raw(data: bytes, *, stream: str = "GATEWAY", headers: dict[str, str] | None = None) -> Raw:
-    return Raw(stream, 7, "gateway.Anything", data, headers)
+def raw(data: bytes, *, stream: str = "GATEWAY", headers: dict[str, str] | None = None,
+        subject: str = "gateway.Anything") -> Raw:
+    return Raw(stream, 7, subject, data, headers)
 
 
-def test_decoding_tells_events_timers_dead_letters_and_poison_apart() -> None:
+# The subject names the event's type (the one-pass path), or does not (the general one).
+@pytest.mark.parametrize("subject", ["gateway.InboundMessageReceived", "gateway.Anything"])
+def test_decoding_tells_events_timers_dead_letters_and_poison_apart(subject: str) -> None:
     talk = ConversationScript("clinic", "whatsapp:+447700900001", start=START)
     talk.text_message("Hi", reply="Hello")
     envelope = talk.events[0].envelope
+
+    def raw(data: bytes, *, stream: str = "GATEWAY",
+            headers: dict[str, str] | None = None) -> Raw:
+        return Raw(stream, 7, subject, data, headers)
+
     event = decode(raw(envelope.to_bytes()))
     assert isinstance(event, EventFact) and event.data is not None
     assert event.data.TYPE == "InboundMessageReceived"
@@ -74,6 +82,29 @@ def test_decoding_tells_events_timers_dead_letters_and_poison_apart() -> None:
     assert isinstance(decode(raw(letter.model_dump_json().encode(), stream="DEADLETTER")),
                       DeadLetterFact)
     assert isinstance(decode(raw(b"[]", stream="DEADLETTER")), PoisonFact)
+
+
+def test_one_pass_decoding_gives_what_the_envelope_then_its_payload_give() -> None:
+    talk = ConversationScript("clinic", "whatsapp:+447700900001", start=START)
+    talk.text_message("Hi", reply="Hello", parts=2)
+    talk.voice_note("Change my address", reply="Send it")
+    checked = 0
+    for published in talk.events:
+        if "Nats-Schedule" in published.headers:
+            continue
+        wire = published.envelope.to_bytes()
+        fast = decode(raw(wire, subject=published.subject))
+        general = decode(raw(wire, subject="x.NotATypeName"))
+        assert isinstance(fast, EventFact) and isinstance(general, EventFact)
+        assert fast.envelope.model_dump(exclude={"data"}) == general.envelope.model_dump(
+            exclude={"data"})
+        assert fast.data == general.data, published.subject
+        checked += fast.data is not None
+    assert checked >= 8
+    # Only the types a read model reads are typed for it.
+    only_inbound = decode(raw(talk.events[1].envelope.to_bytes(),
+                              subject=talk.events[1].subject), read={"Nothing"})
+    assert isinstance(only_inbound, EventFact) and only_inbound.data is None
 
 
 TABLE = Table("t", ("id",), {"a": first, "lo": least, "n": greatest, "s": latest_by("n"),

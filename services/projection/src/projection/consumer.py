@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -305,8 +306,11 @@ class Projector:
         self._loops = [StreamLoop(nc, pool, self._writer, spec.name, settings, self._stopping)
                        for spec in streams]
         self._tasks: list[asyncio.Task[None]] = []
+        self._gc_young_threshold = settings.gc_young_threshold
 
     async def start(self) -> None:
+        # Process-wide, and meant to be: the projection runs in a process of its own.
+        gc.set_threshold(self._gc_young_threshold, *gc.get_threshold()[1:])
         self._tasks = [asyncio.create_task(loop.run(), name=f"projection:{loop.stream}")
                        for loop in self._loops]
 

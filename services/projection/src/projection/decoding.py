@@ -8,11 +8,12 @@ blocking the stream.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Container
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 from switchboard_contracts import (
     Envelope,
     EventData,
@@ -93,6 +94,9 @@ def decode(raw: Raw, read: Container[str] | None = None,
             return DeadLetterFact(raw, DeadLetter.model_validate_json(raw.data))
         except ValidationError as exc:
             return PoisonFact(raw, "malformed dead letter", _errors(exc))
+    typed = _decode_in_one_pass(raw, read, registry)
+    if typed is not None:
+        return typed
     try:
         envelope = Envelope.from_bytes(raw.data)
     except ValidationError as exc:
@@ -108,6 +112,35 @@ def decode(raw: Raw, read: Container[str] | None = None,
         return PoisonFact(raw, f"invalid {envelope.type} payload", _errors(exc))
     except (UnsupportedVersion, UnknownEventType, ValueError) as exc:  # ValueError: "x.y"
         return PoisonFact(raw, f"unsupported version: {exc}")
+
+
+def _decode_in_one_pass(raw: Raw, read: Container[str] | None,
+                        registry: Registry) -> EventFact | None:
+    """The common case: the subject names a registered type, and the event is valid at that
+    type's major version. The envelope and its payload are then parsed and typed in one pass
+    (about half the CPU of the envelope first, then its payload from a dict). None: anything
+    else, left to the path that tells what is wrong."""
+    type_name = raw.subject.rpartition(".")[2]
+    if type_name not in registry:
+        return None
+    model = registry.model_for(type_name)
+    try:
+        envelope = _typed_envelope(model).model_validate_json(raw.data)
+    except ValidationError:
+        return None
+    if envelope.type != type_name or envelope.version.partition(".")[0] != str(model.major()):
+        return None
+    data: EventData = envelope.data  # type: ignore[assignment]  # typed by _typed_envelope
+    return EventFact(raw, envelope, data if read is None or type_name in read else None)
+
+
+@functools.cache
+def _typed_envelope(model: type[EventData]) -> type[Envelope]:
+    """An ``Envelope`` whose ``data`` is ``model`` (the projection reads the payload from the
+    fact, never from the envelope)."""
+    typed: type[Envelope] = create_model(f"{model.__name__}Envelope", __base__=Envelope,
+                                         data=(model, ...))
+    return typed
 
 
 def _check_major(envelope: Envelope, registry: Registry) -> None:

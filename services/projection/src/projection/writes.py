@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from .tables import Table
 
@@ -68,8 +67,8 @@ class Writes:
             rows = list(self._rows[table].values())
             # Postgres ignores a key its table lacks: a typo must fail here instead.
             table.check(set().union(*rows))
-            await conn.execute(table.upsert_sql, json.dumps(
-                rows, default=_json_value, separators=(",", ":")))
+            # orjson: datetimes natively, and a tenth of the json module's CPU here.
+            await conn.execute(table.upsert_sql, orjson.dumps(rows).decode())
         for statement, (events, subjects) in self._events.items():
             # Each was valid UTF-8 JSON to be decoded at all.
             await conn.execute(statement, (b"[" + b",".join(events) + b"]").decode(), subjects)
@@ -79,8 +78,3 @@ async def recount(conn: asyncpg.Connection, conversations: set[str]) -> None:
     if conversations:
         await conn.execute(RECOUNT, sorted(conversations))
 
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"no JSON form for {type(value).__name__}")

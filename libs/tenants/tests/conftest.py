@@ -17,7 +17,6 @@ from switchboard_tenants import (
     TenantDirectory,
     TenantRepository,
     TokenCipher,
-    apply_migrations,
     generate_key,
     open_bucket,
 )
@@ -58,19 +57,6 @@ def key() -> str:
 @pytest.fixture
 def cipher(key: str) -> TokenCipher:
     return TokenCipher([key])
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await asyncio.to_thread(apply_migrations, database_url)
-    return database_url
-
-
-@pytest.fixture
-async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from conversation.domain import conversation_id_for
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
-from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.conversation_state import ConversationState, conversation_id_for
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.gateway import InboundMessageReceived, Media
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed

@@ -7,7 +7,6 @@ import contextlib
 import time
 import uuid
 
-from conversation.domain import conversation_id_for
 from conversation.handlers import ConversationHandlers
 from conversation.metrics import CONFLICTS
 from conversation.store import ConversationStore
@@ -21,6 +20,7 @@ from conversation_helpers import (
     state,
 )
 from switchboard_contracts import Envelope, registry
+from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.topology import CONVERSATION
 from switchboard_runtime.bus import ensure_stream

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from conversation.domain import conversation_id_for
 from conversation_helpers import (
     CID,
     NUMBER,
@@ -17,6 +16,7 @@ from conversation_helpers import (
     state,
     wait_for,
 )
+from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.events.gateway import Media
 
 

@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import asyncpg
 import pytest
 from nats.js import JetStreamContext
 from projection.main import build
@@ -25,15 +24,9 @@ async def streams(js: JetStreamContext) -> None:
 
 @pytest.fixture
 async def migrated_url(database_url: str) -> str:
+    """The tenants' and the projection's schemas."""
     await asyncio.to_thread(apply_migrations, database_url)
     return database_url
-
-
-@pytest.fixture
-async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ later, "is a human in charge?") from the one source of truth, the conversation's
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,6 +16,15 @@ from typing import Any
 from .envelope import Envelope
 
 WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def conversation_id_for(tenant_id: str, user_address: str) -> str:
+    """A conversation's id: stable per tenant and user, and free of the phone number (it
+    appears in subjects)."""
+    digest = hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()
+    return "cv" + digest[:32]
+
+
 # What the history says for a voice note before (or instead of) its transcript.
 VOICE_NOTE = "[voice message]"
 UNTRANSCRIBED_VOICE_NOTE = "[voice message that could not be transcribed]"

@@ -8,6 +8,7 @@ instead; then each test starts by deleting every stream, and databases are creat
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from switchboard_tenants.schema import apply_migrations
 
 from .embedded import NatsServer, PostgresServer
 
@@ -84,3 +86,18 @@ async def database_url(postgres_server: PostgresServer | None) -> AsyncIterator[
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    """``database_url`` with the tenants' schema; a service's conftest overrides it to add its
+    own migrations."""
+    await asyncio.to_thread(apply_migrations, database_url)
+    return database_url
+
+
+@pytest.fixture
+async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()

@@ -10,7 +10,6 @@ or a handler that crashed half-way and is redelivered, simply finishes what is m
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,12 +42,6 @@ class Step:
     data: EventData
     key: str
     correlation_id: str | None = None
-
-
-def conversation_id_for(tenant_id: str, user_address: str) -> str:
-    """Stable per tenant and user, and free of the phone number (it appears in subjects)."""
-    digest = hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()
-    return "cv" + digest[:32]
 
 
 # -- inbound messages --------------------------------------------------------------------------

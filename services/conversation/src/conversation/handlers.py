@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from switchboard_contracts import Envelope, Event
-from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.conversation_state import ConversationState, conversation_id_for
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.conversation import IdleCheckDue, ReplyRequested
 from switchboard_contracts.events.gateway import InboundMessageReceived
@@ -27,7 +27,6 @@ from switchboard_runtime.telemetry import get_logger
 from . import metrics
 from .domain import (
     Step,
-    conversation_id_for,
     decide_idle,
     decide_inbound,
     decide_reply,

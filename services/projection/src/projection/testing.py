@@ -10,7 +10,6 @@ webhook to the last delivery status, ready to publish to the real streams.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, EventData
+from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.events.agent import ReplyGenerated, TokenUsage
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
@@ -72,11 +72,6 @@ class Published:
         headers = {"Nats-Msg-Id": msg_id or str(self.envelope.event_id), **self.headers}
         await js.publish(self.subject, self.envelope.to_bytes(), stream=self.stream,
                          headers=headers, timeout=10.0)
-
-
-def conversation_id_for(tenant_id: str, user_address: str) -> str:
-    """The conversation service's rule (docs/events.md)."""
-    return "cv" + hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()[:32]
 
 
 class ConversationScript:

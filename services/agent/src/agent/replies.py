@@ -34,6 +34,7 @@ from switchboard_contracts.events.agent import ReplyFailed, ReplyGenerated, Toke
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.topology import event_subject
 from switchboard_runtime.bus import PermanentError, Publisher
+from switchboard_runtime.ports import NeedsPorts
 from switchboard_runtime.recent import RecentKeys
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantRecord
@@ -91,7 +92,7 @@ class Ports:
     publisher: Publisher
 
 
-class ReplyHandler:
+class ReplyHandler(NeedsPorts[Ports]):
     def __init__(self, settings: AgentSettings, chat: ChatModel) -> None:
         self._settings = settings
         self._chat = chat
@@ -101,17 +102,8 @@ class ReplyHandler:
             backoff_max_s=settings.llm_backoff_max_s,
             retry_after_max_s=settings.llm_retry_after_max_s,
         )
-        self._ports: Ports | None = None
         self._in_flight: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._answered: RecentKeys[tuple[str, int]] = RecentKeys()
-
-    def connect(self, ports: Ports) -> None:
-        self._ports = ports
-
-    @property
-    def ports(self) -> Ports:
-        assert self._ports is not None, "handler not connected"
-        return self._ports
 
     async def handle(self, event: Event[ReplyRequested]) -> None:
         conversation_id = event.envelope.conversation_id

@@ -35,6 +35,7 @@ from switchboard_contracts.events.conversation import TranscriptionRequested
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 from switchboard_contracts.topology import event_subject
 from switchboard_runtime.bus import Publisher, current_delivery
+from switchboard_runtime.ports import NeedsPorts
 from switchboard_runtime.recent import RecentKeys
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantRoute
@@ -83,21 +84,12 @@ class Ports:
     engine: WhisperEngine
 
 
-class TranscriptionHandler:
+class TranscriptionHandler(NeedsPorts[Ports]):
     def __init__(self, media: MediaClient, workers: int) -> None:
         self._media = media
         # The only threads that run Whisper: at most `workers` transcriptions at a time.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
-        self._ports: Ports | None = None
         self._answered: RecentKeys[str] = RecentKeys()  # voice notes answered here
-
-    def connect(self, ports: Ports) -> None:
-        self._ports = ports
-
-    @property
-    def ports(self) -> Ports:
-        assert self._ports is not None, "handler not connected"
-        return self._ports
 
     async def aclose(self) -> None:
         await self._media.aclose()

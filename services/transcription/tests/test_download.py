@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from transcription.download import DownloadPolicy, MediaClient
+from transcription.download import DownloadPolicy, Media, MediaClient
 from transcription.failures import NotFoundYet, TranscriptionFailure, TransientFailure
 from transcription.media_url import AllowList, UrlNotAllowed, check_media_url
 from transcription_helpers import ACCOUNT, TOKEN, MediaHost, host_of, new_sid
@@ -35,10 +36,17 @@ async def client_for() -> AsyncIterator[Callable[..., MediaClient]]:
         await client.aclose()
 
 
+async def download_from(host: MediaHost, client: MediaClient, token: str = TOKEN) -> Media:
+    """A new message's media on ``host``, fetched as the transcription does."""
+    sid = new_sid("MM")
+    return await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
+                                 (ACCOUNT, token))
+
+
 async def upload(sim: RunningSimulator, data: bytes, not_found_times: int = 0) -> dict[str, str]:
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{sim.url}/sim/media", json={
-            "content_type": "audio/ogg", "data_b64": __import__("base64").b64encode(data).decode(),
+            "content_type": "audio/ogg", "data_b64": base64.b64encode(data).decode(),
             "account_sid": ACCOUNT, "not_found_times": not_found_times})
         response.raise_for_status()
         return dict(response.json())
@@ -71,10 +79,8 @@ async def test_a_404_that_stays_is_not_found_after_the_retries(
         host: MediaHost, client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.status(404))
     client = client_for(host_of(host.url))
-    sid = new_sid("MM")
     with pytest.raises(NotFoundYet) as failed:
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert failed.value.final_reason == "media_not_found"
     assert len(host.requests) == 3  # the first try and the two retries, then no more
 
@@ -83,10 +89,8 @@ async def test_a_401_fails_at_once_and_is_not_retried(
         host: MediaHost, client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.status(401))
     client = client_for(host_of(host.url))
-    sid = new_sid("MM")
     with pytest.raises(TranscriptionFailure) as failed:
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, "wrong-token"))
+        await download_from(host, client, token="wrong-token")
     assert failed.value.reason == "media_unauthorized"
     assert len(host.requests) == 1
     assert host.requests[0].authorization is not None
@@ -97,10 +101,8 @@ async def test_a_redirect_off_the_allow_list_is_refused_and_never_followed(
         host: MediaHost, outside: MediaHost, client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.redirect(f"{outside.url}/steal"))
     client = client_for(host_of(host.url))
-    sid = new_sid("MM")
     with pytest.raises(UrlNotAllowed):
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert len(host.requests) == 1
     assert outside.requests == []
 
@@ -111,9 +113,7 @@ async def test_a_redirect_to_another_allowed_host_goes_there_without_credentials
     host.answer(MediaHost.redirect(f"{cdn.url}/cdn/token"))
     cdn.answer(MediaHost.body(b"OggS from the cdn"))
     client = client_for(host_of(host.url), host_of(cdn.url))
-    sid = new_sid("MM")
-    media = await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                                  (ACCOUNT, TOKEN))
+    media = await download_from(host, client)
     assert media.data == b"OggS from the cdn"
     assert host.requests[0].authorization is not None
     assert [(s.path, s.authorization) for s in cdn.requests] == [("/cdn/token", None)]
@@ -123,10 +123,8 @@ async def test_redirect_loops_end(host: MediaHost,
                                   client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.redirect("/again"))
     client = client_for(host_of(host.url), max_redirects=3)
-    sid = new_sid("MM")
     with pytest.raises(TranscriptionFailure, match="redirects"):
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert len(host.requests) == 4
 
 
@@ -136,10 +134,8 @@ async def test_a_file_over_the_cap_is_refused_without_being_downloaded_whole(
     total = 256 * MB
     host.answer(host.stream(total, declare_length=declare_length))
     client = client_for(host_of(host.url), max_bytes=1 * MB)
-    sid = new_sid("MM")
     with pytest.raises(TranscriptionFailure) as failed:
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert failed.value.reason == "media_too_large"
     assert len(host.requests) == 1  # not retried
     # The server could only hand over what the connection buffers hold before we hung up.
@@ -150,10 +146,8 @@ async def test_a_body_that_is_not_audio_is_refused(
         host: MediaHost, client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.body(b"<html>login</html>", content_type="text/html"))
     client = client_for(host_of(host.url))
-    sid = new_sid("MM")
     with pytest.raises(TranscriptionFailure) as failed:
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert failed.value.reason == "media_type_unsupported"
 
 
@@ -163,9 +157,7 @@ async def test_5xx_and_slow_answers_are_retried_within_the_delivery(
                 MediaHost.body(b"late", delay_s=2.0),  # past the read timeout
                 MediaHost.body(b"OggS at last"))
     client = client_for(host_of(host.url), read_timeout_s=0.5)
-    sid = new_sid("MM")
-    media = await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                                  (ACCOUNT, TOKEN))
+    media = await download_from(host, client)
     assert media.data == b"OggS at last" and media.attempts == 3
 
 
@@ -173,10 +165,8 @@ async def test_a_host_down_for_every_attempt_is_a_transient_failure(
         host: MediaHost, client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.status(502))
     client = client_for(host_of(host.url))
-    sid = new_sid("MM")
     with pytest.raises(TransientFailure) as failed:
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert failed.value.kind == "http_502"
     assert failed.value.final_reason == "media_unavailable"
     assert len(host.requests) == 3
@@ -186,8 +176,6 @@ async def test_a_long_retry_after_is_left_to_redelivery(
         host: MediaHost, client_for: Callable[..., MediaClient]) -> None:
     host.answer(MediaHost.status(429, {"Retry-After": "120"}))
     client = client_for(host_of(host.url), retry_after_max_s=10.0)
-    sid = new_sid("MM")
     with pytest.raises(TransientFailure, match="http_429"):
-        await client.download(url_of(host.media_url(sid), sid, client.policy.allowed),
-                              (ACCOUNT, TOKEN))
+        await download_from(host, client)
     assert len(host.requests) == 1

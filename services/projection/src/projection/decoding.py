@@ -128,7 +128,10 @@ def _decode_in_one_pass(raw: Raw, read: Container[str] | None,
         envelope = _typed_envelope(model).model_validate_json(raw.data)
     except ValidationError:
         return None
-    if envelope.type != type_name or envelope.version.partition(".")[0] != str(model.major()):
+    try:
+        if envelope.type != type_name or major_of(envelope.version) != model.major():
+            return None
+    except ValueError:  # a malformed version
         return None
     data: EventData = envelope.data  # type: ignore[assignment]  # typed by _typed_envelope
     return EventFact(raw, envelope, data if read is None or type_name in read else None)

@@ -59,3 +59,17 @@ async def test_concurrent_writers_one_wins(js) -> None:
     )
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, ConcurrencyConflict) for r in results if isinstance(r, Exception))
+
+
+async def test_loading_leaves_no_consumer_behind(js) -> None:
+    """Each load's consumer is deleted at once: left to expire, a busy service's loads would
+    reach the stream's consumer limit (1,000 by default) within the expiry."""
+    await ensure_stream(js, CONVERSATION)
+    publisher = Publisher(js, CONVERSATION.name)
+    await append(publisher, conversation_subject("c1"),
+                 conversation_subject("c1", "ConversationStarted"), started("c1"), 0)
+    before = (await js.stream_info(CONVERSATION.name)).state.consumer_count
+    for _ in range(20):
+        assert (await load_conversation(js, "c1")).version > 0
+        assert (await load_conversation(js, "nobody")).version == 0
+    assert (await js.stream_info(CONVERSATION.name)).state.consumer_count == before

@@ -29,13 +29,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout_s: float = 15.0) -> None:
+class ExitedEarly(RuntimeError):
+    """The process ended before it listened (e.g. its port was taken meanwhile)."""
+
+
+def wait_for_port(port: int, timeout_s: float = 15.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise ExitedEarly(f"exited with {process.returncode} before listening on "
+                                  f"{port}") from None
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
 
@@ -58,12 +66,25 @@ class NatsServer:
     # fsync every write: a single node would otherwise lose acknowledged writes on an OS crash.
     sync_always: bool = True
     _proc: subprocess.Popen[bytes] | None = None
+    _started: bool = False  # once: its URL is known, so restarts keep the port
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> NatsServer:
+        # A free port can be taken by another process before the server binds it: on a first
+        # start (nobody knows the URL yet) take other ports and try again.
+        for attempt in range(3):
+            try:
+                return self._start()
+            except ExitedEarly:
+                if self._started or attempt == 2:
+                    raise
+                self.port, self.monitor_port = free_port(), free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> NatsServer:
         config = self.store / "nats.conf"
         sync = "sync_interval: always" if self.sync_always else ""
         config.write_text(
@@ -80,7 +101,12 @@ class NatsServer:
             self._proc = subprocess.Popen(
                 [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
             )
-        wait_for_port(self.port)
+        try:
+            wait_for_port(self.port, process=self._proc)
+        except ExitedEarly as exc:
+            log_tail = (self.store / "nats.log").read_text(errors="replace")[-600:]
+            raise ExitedEarly(f"nats-server {exc}; its log ends:\n{log_tail}") from None
+        self._started = True
         return self
 
     def stop(self) -> None:

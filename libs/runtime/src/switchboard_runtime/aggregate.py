@@ -35,14 +35,20 @@ def conversation_subject(conversation_id: str, event_type: str = ">") -> str:
 
 
 async def replay(js: JetStreamContext, stream: str, subjects: str) -> list[Stored]:
-    """Every event on ``subjects``, in order, through a short-lived ephemeral consumer."""
+    """Every event on ``subjects``, in order, through a short-lived ephemeral consumer.
+
+    The consumer is deleted at the end: left to its inactivity threshold it would count
+    against the stream's consumer limit (1,000 by default since nats-server 2.15) for 30 s,
+    and a busy service replays many conversations a second."""
     sub = await js.pull_subscribe(
         subjects, stream=stream,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
                               inactive_threshold=30.0, mem_storage=True),
     )
+    consumer: str | None = None
     try:
         info = await sub.consumer_info()
+        consumer = info.name
         remaining = info.num_pending or 0
         events: list[Stored] = []
         while remaining > 0:
@@ -53,6 +59,9 @@ async def replay(js: JetStreamContext, stream: str, subjects: str) -> list[Store
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+        if consumer is not None:
+            with contextlib.suppress(Exception):  # else the threshold removes it
+                await js.delete_consumer(stream, consumer)
 
 
 async def load_conversation(js: JetStreamContext, conversation_id: str) -> ConversationState:

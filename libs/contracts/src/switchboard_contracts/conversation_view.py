@@ -1,0 +1,63 @@
+"""The public view of a conversation: what other services may know of it, and nothing more.
+
+The conversation service alone writes it, to a JetStream KV bucket (one key per
+conversation), after each append; the agent and the sender read it just before acting (is this
+turn still current? is the 24-hour window open? is a person or an opt-out in the way?). The
+conversation's own event stream stays private to its service.
+
+``version`` is the stream sequence of the last conversation event the view reflects: a writer
+never replaces a view with an older one, and a reader can tell how fresh it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+VIEW_BUCKET = "conversation-view"
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+class Mode(StrEnum):
+    BOT = "bot"  # the agent answers
+    HUMAN = "human"  # a person answers; the agent stays silent
+
+
+class ConversationView(BaseModel):
+    """One conversation as the agent and the sender see it (schema version 1)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    conversation_id: str
+    tenant_id: str
+    version: int
+    # The latest turn a reply was requested for, and whether that reply was superseded by
+    # newer messages (the next turn answers them) or ended (answered, fallback or deadline).
+    turn: int = 0
+    turn_superseded: bool = False
+    open: bool = False
+    # WhatsApp's customer-service window: 24 h from the user's last message.
+    window_ends_at: datetime | None = None
+    mode: Mode = Mode.BOT
+    opted_out: bool = False
+
+    def window_open(self, now: datetime) -> bool:
+        return self.window_ends_at is not None and now < self.window_ends_at
+
+    def reply_is_stale(self, turn: int) -> bool:
+        """A newer turn exists, or this one was superseded by messages that came meanwhile."""
+        return turn < self.turn or (turn == self.turn and self.turn_superseded)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ConversationView:
+        return cls.model_validate_json(raw)
+
+
+def view_key(conversation_id: str) -> str:
+    """The KV key of a conversation's view (conversation ids are already subject-safe)."""
+    return conversation_id

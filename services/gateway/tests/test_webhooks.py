@@ -153,8 +153,7 @@ async def test_malformed_requests_get_clear_generic_errors(client, js, content, 
 @pytest.mark.parametrize(
     "field",
     [{"From": "+14155550101"}, {"To": "whatsapp:14155550100"}, {"NumMedia": "11"},
-     {"NumMedia": "-1"}, {"Body": "hi\x00there"}, {"ProfileName": "x" * 300},
-     {"NumMedia": "1", "MediaUrl0": "file:///etc/passwd", "MediaContentType0": "audio/ogg"}],
+     {"NumMedia": "-1"}, {"Body": "hi\x00there"}, {"ProfileName": "x" * 300}],
 )
 async def test_invalid_fields_are_refused_even_when_signed(client, js, field) -> None:
     params = inbound_params(**field)
@@ -171,3 +170,19 @@ async def test_media_is_carried_into_the_event(client, js) -> None:
     [event] = await stored(js)
     assert event.data["media"] == [{"url": url, "content_type": "audio/ogg"}]
 
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd", "ftp://api.twilio.com/x", "javascript:alert(1)", "", "not a url",
+    "https://api.twilio.com/" + "x" * 3000, "https://api.twilio.com/a\x00b",
+    "https://api.twilio.com/a\nb", "https://api.twilio.com/a b", "data:audio/ogg;base64,AA",
+])
+async def test_an_unusable_media_url_stores_the_message_with_no_url(client, js, url) -> None:
+    # Refusing would lose the message (Twilio does not retry a 4xx); the transcription
+    # refuses the empty URL and the user gets the fallback text.
+    params = inbound_params(NumMedia="1", MediaUrl0=url, MediaContentType0="audio/ogg",
+                            MessageType="audio", Body="")
+    assert (await post(client, params, signed(params))).status_code == 200
+    [event] = await stored(js)
+    assert event.type == "InboundMessageReceived"
+    assert event.data["media"] == [{"url": "", "content_type": "audio/ogg"}]

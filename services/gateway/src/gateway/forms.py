@@ -2,6 +2,10 @@
 
 Errors carry a short public reason (never the input, never an exception's text). Twilio adds
 parameters without notice, so unknown ones are kept (the signature covers them) but bounded.
+
+A media URL is the one field that never refuses a webhook: a refusal (4xx) is not retried by
+Twilio, so one bad URL would silently lose the whole message. An unusable one is stored as ""
+and the transcription refuses it, so the user gets the fallback text instead of silence.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ MAX_FIELD = 256
 MAX_URL = 2048
 MAX_BODY_TEXT = 4096  # Twilio truncates inbound at 1600; leave room, refuse the absurd
 MAX_MEDIA = 10
+UNUSABLE_MEDIA_URL = ""  # what an unusable MediaUrl is stored as (never its raw value)
 
 SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -24,6 +29,7 @@ SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 WHATSAPP_NUMBER = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
 # WhatsApp may identify a user by a non-phone id; still "whatsapp:" and a plain token.
 WHATSAPP_ID = re.compile(r"^whatsapp:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MEDIA_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$", re.IGNORECASE)
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 STATUSES = frozenset(
@@ -78,14 +84,14 @@ def parse_form(raw: bytes) -> dict[str, str]:
             raise BadForm("repeated parameter")
         if not name or len(name) > 64 or ANY_CONTROL.search(name):
             raise BadForm("invalid parameter name")
-        limit = MAX_BODY_TEXT if name == "Body" else MAX_URL if name.startswith("MediaUrl") else (
-            MAX_FIELD)
-        if len(value) > limit:
+        params[name] = value
+        if name.startswith("MediaUrl"):
+            continue  # kept whole for the signature; judged alone by _media_url
+        if len(value) > (MAX_BODY_TEXT if name == "Body" else MAX_FIELD):
             raise BadForm(f"parameter {name} too long")
         pattern = CONTROL if name in ("Body", "ErrorMessage") else ANY_CONTROL
         if pattern.search(value):
             raise BadForm(f"control characters in {name}")
-        params[name] = value
     return params
 
 
@@ -120,14 +126,20 @@ def _media(params: dict[str, str]) -> tuple[Media, ...]:
         raise BadForm("invalid NumMedia")
     items = []
     for i in range(int(raw)):
-        url = params.get(f"MediaUrl{i}", "")
         content_type = params.get(f"MediaContentType{i}", "")
-        if not url.startswith("https://") and not url.startswith("http://"):
-            raise BadForm(f"invalid MediaUrl{i}")
         if not re.match(r"^[\w.+-]+/[\w.+-]+(?:;.*)?$", content_type):
             raise BadForm(f"invalid MediaContentType{i}")
-        items.append(Media(url=url, content_type=content_type))
+        items.append(Media(url=_media_url(params.get(f"MediaUrl{i}", "")),
+                           content_type=content_type))
     return tuple(items)
+
+
+def _media_url(raw: str) -> str:
+    """An http(s) URL of bounded length without spaces or control characters, as sent; any
+    other value (ftp:, file:, javascript:, empty, garbage, over-long, controls) is unusable."""
+    if len(raw) <= MAX_URL and MEDIA_URL.match(raw):
+        return raw
+    return UNUSABLE_MEDIA_URL
 
 
 def inbound(params: dict[str, str]) -> Inbound:

@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
     INSECURE_FLAGS: ClassVar[tuple[str, ...]] = ()
     # Environment names for required settings that are properties over several fields.
     SETTING_NAMES: ClassVar[dict[str, str]] = {}
+    # Timeouts of one handler step that must not be cut by a pod stop (an LLM call, a Twilio
+    # call): each must stay below DRAIN_TIMEOUT_S, or a stop cuts a call that is then paid
+    # for twice (ADR 0012).
+    OUTLASTED_BY_DRAIN: ClassVar[tuple[str, ...]] = ()
 
     service_name: str = "switchboard"
     switchboard_env: Environment = Environment.DEVELOPMENT
@@ -46,6 +50,16 @@ class ServiceSettings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.switchboard_env is Environment.PRODUCTION
+
+    @model_validator(mode="after")
+    def _drain_outlasts_each_step(self) -> ServiceSettings:
+        for name in self.OUTLASTED_BY_DRAIN:
+            if getattr(self, name) >= self.drain_timeout_s:
+                raise ConfigError(
+                    f"{name.upper()} ({getattr(self, name)} s) must be below DRAIN_TIMEOUT_S "
+                    f"({self.drain_timeout_s} s): a pod stop would cut the call"
+                )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ServiceSettings:

@@ -18,6 +18,7 @@ class AgentSettings(TenantServiceSettings):
                         "OpenAI-compatible endpoint)",
         **TenantServiceSettings.SETTING_NAMES,
     }
+    OUTLASTED_BY_DRAIN: ClassVar[tuple[str, ...]] = ("llm_timeout_s",)
 
     service_name: str = "agent"
     # The LLM endpoint. With neither set, a local development responder answers in-process.
@@ -27,8 +28,9 @@ class AgentSettings(TenantServiceSettings):
     llm_model: str = DEFAULT_MODEL
     llm_system_prompt: str = DEFAULT_SYSTEM_PROMPT
     llm_language: str = DEFAULT_LANGUAGE
-    # One attempt's timeout, and how many attempts before the fallback text is sent.
-    llm_timeout_s: float = Field(default=30.0, gt=0)
+    # One attempt's timeout (below DRAIN_TIMEOUT_S, so a pod stop never cuts a call), and how
+    # many attempts before the fallback text is sent.
+    llm_timeout_s: float = Field(default=20.0, gt=0)
     llm_max_attempts: int = Field(default=4, ge=1)
     # Exponential backoff with full jitter between attempts, unless the endpoint says
     # Retry-After (honoured up to llm_retry_after_max_s).

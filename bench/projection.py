@@ -1,8 +1,8 @@
 """Projection catch-up: 100,000 recorded events replayed into empty read models.
 
 The events are realistic conversations (text turns with two-part replies, voice notes with
-their transcription, every delivery status; ``projection.testing``) stored in the real streams
-on a local nats-server, with an embedded Postgres. Each round empties the read models (the
+their transcription, every delivery status; the projection's test scripts) stored in the real
+streams on a local nats-server, with an embedded Postgres. Each round empties the read models (the
 rebuild's reset) and times the projection from the first fetch until every stream is written
 and acknowledged: fetch, decode and type each envelope, order-insensitive upserts in batches,
 checkpoint in each transaction, one ack per batch.
@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,12 +31,16 @@ from projection.readmodels import TABLES
 from projection.rebuild import reset, wait_caught_up
 from projection.schema import apply_migrations
 from projection.settings import ProjectionSettings
-from projection.testing import ConversationScript, Published, publish
 from switchboard_contracts.topology import ALL_STREAMS
 from switchboard_devstack.embedded import NatsServer, PostgresServer
 from switchboard_runtime.bus import ensure_streams
 
 from .common import Result, median
+
+# The conversation scripts are the projection's test code, not part of its package: imported
+# from its tests folder (on pytest's pythonpath; added here for the benchmark).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "services" / "projection" / "tests"))
+from projection_scripts import ConversationScript, Published, publish
 
 EVENTS = int(os.environ.get("BENCH_PROJECTION_EVENTS", "100000"))
 BATCH = int(os.environ.get("BENCH_PROJECTION_BATCH", "1000"))

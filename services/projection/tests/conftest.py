@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
@@ -14,6 +15,15 @@ from switchboard_runtime import Service
 from switchboard_runtime.bus import ensure_streams
 
 ServiceFactory = Callable[..., AbstractAsyncContextManager[Service]]
+
+
+@pytest.fixture(autouse=True)
+def gc_threshold_restored() -> Iterator[None]:
+    """A projection sets the young GC threshold for the whole process (GC_YOUNG_THRESHOLD):
+    each test gives back the one it found, so later tests (other services') run as usual."""
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from nats.js import JetStreamContext
-from projection.testing import ConversationScript, publish
 from projection_helpers import START, wait_caught_up
+from projection_scripts import ConversationScript, publish
 from pydantic import SecretStr
 from switchboard_runtime import Service
 from switchboard_tenants import (

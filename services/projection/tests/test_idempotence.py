@@ -18,8 +18,8 @@ from projection.consumer import consumer_config, durable_for
 from projection.decoding import Raw, decode
 from projection.main import build
 from projection.schema import apply_migrations
-from projection.testing import ConversationScript, Published
 from projection_helpers import START, Snapshot, settings_for, snapshot, wait_caught_up
+from projection_scripts import ConversationScript, Published
 from switchboard_contracts.topology import ALL_STREAMS, GATEWAY
 from switchboard_devstack.embedded import NatsServer, PostgresServer
 from switchboard_runtime.bus import ensure_streams

@@ -13,8 +13,8 @@ from projection import metrics
 from projection.consumer import PROJECTED_NAMES
 from projection.main import build
 from projection.schema import apply_migrations
-from projection.testing import ConversationScript, Published
 from projection_helpers import START, settings_for, wait_caught_up
+from projection_scripts import ConversationScript, Published
 from switchboard_devstack.embedded import PostgresServer
 
 CONVERSATIONS = 30

@@ -8,11 +8,20 @@ from datetime import timedelta
 
 import asyncpg
 from nats.js import JetStreamContext
+from projection.api import queries
 from projection.main import build
-from projection.testing import ACCOUNT, BUSINESS, ConversationScript, orphaned_message, publish
 from projection_helpers import START, rows, settings_for, wait_caught_up
+from projection_scripts import (
+    ACCOUNT,
+    BUSINESS,
+    ConversationScript,
+    Published,
+    orphaned_message,
+    publish,
+)
 from switchboard_contracts import Envelope
-from switchboard_contracts.topology import CONVERSATION, DEADLETTER
+from switchboard_contracts.events.gateway import DeliveryStatusReported
+from switchboard_contracts.topology import CONVERSATION, DEADLETTER, GATEWAY, event_subject
 from switchboard_runtime import Service
 
 USER = "whatsapp:+447700900001"
@@ -104,6 +113,28 @@ async def test_a_text_conversation(projection: Service, js: JetStreamContext,
         }
     processed = await pool.fetchval("SELECT sum(processed) FROM projection_checkpoints")
     assert processed == len(talk.events)
+
+
+async def test_a_status_of_another_tenant_naming_a_sid_changes_nothing(
+        projection: Service, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    """The garage's status callback names a Twilio sid of the clinic's reply: the clinic's
+    message keeps its own status, and the garage sees nothing of it (invariant 10)."""
+    talk = ConversationScript("clinic", USER, start=START)
+    talk.text_message("Hello", reply="Hi!", statuses=("sent",))
+    sent, reply = the(talk, "OutboundMessageSent"), the(talk, "ReplyGenerated")
+    forged = Envelope.wrap(DeliveryStatusReported(
+        message_sid=sent.data["message_sid"], account_sid="AC" + "9" * 32, status="failed",
+        error_code="30008"), correlation_id="SMforged", tenant_id="garage",
+    ).model_copy(update={"occurred_at": sent.occurred_at + timedelta(seconds=1)})
+    await publish(js, [*talk.events, Published(
+        GATEWAY.name, event_subject("gateway", DeliveryStatusReported.TYPE), forged)])
+    await wait_caught_up(js)
+
+    message = await queries.get_message(pool, "clinic", str(reply.event_id))
+    assert message is not None
+    assert message.delivery_status == "sent"
+    assert [[s.status for s in p.statuses] for p in message.parts] == [["sent"]]
+    assert await queries.get_message(pool, "garage", sent.data["message_sid"]) is None
 
 
 async def test_a_voice_note_conversation(projection: Service, js: JetStreamContext,

@@ -6,8 +6,8 @@ import asyncio
 
 from nats.js import JetStreamContext
 from projection import admin
-from projection.testing import ACCOUNT, ConversationScript, orphaned_message, publish
 from projection_helpers import START, snapshot, wait_caught_up
+from projection_scripts import ACCOUNT, ConversationScript, orphaned_message, publish
 from switchboard_runtime import Service
 from typer.testing import CliRunner
 

@@ -11,8 +11,8 @@ from projection.api import pagination
 from projection.decoding import DeadLetterFact, EventFact, PoisonFact, Raw, TimerFact, decode
 from projection.delivery import message_status, part_status
 from projection.tables import Table, earliest_by, first, greatest, latest_by, least
-from projection.testing import ConversationScript
 from projection_helpers import START
+from projection_scripts import ConversationScript
 from switchboard_contracts.deadletter import DeadLetter
 
 

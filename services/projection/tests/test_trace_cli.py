@@ -6,8 +6,8 @@ import asyncio
 
 from nats.js import JetStreamContext
 from projection import trace_cli
-from projection.testing import ConversationScript, publish
 from projection_helpers import START, wait_caught_up
+from projection_scripts import ConversationScript, publish
 from pydantic import SecretStr
 from switchboard_devstack.serving import serve_here
 from switchboard_runtime import Service

@@ -35,6 +35,10 @@ STALLED = Gauge(
     "switchboard_projection_stalled",
     "1 while the stream's current batch waits for the database to come back", ["stream"],
 )
+STATUSES_IGNORED = Counter(
+    "switchboard_projection_statuses_ignored_total",
+    "Delivery status events without a tenant, not applied (a status is scoped by its tenant)",
+)
 API_REQUESTS = Counter(
     "switchboard_read_api_requests_total", "Read API requests by route and status code",
     ["route", "status"],

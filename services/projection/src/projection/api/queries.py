@@ -49,8 +49,9 @@ _PARTS = """
 SELECT * FROM message_parts WHERE tenant_id = $1 AND message_id = ANY($2::text[])
 ORDER BY message_id, part
 """
+# The tenant's own callbacks only: another tenant's naming this sid is not this part's status.
 _STATUSES = """
-SELECT * FROM delivery_statuses WHERE message_sid = ANY($1::text[])
+SELECT * FROM delivery_statuses WHERE tenant_id = $1 AND message_sid = ANY($2::text[])
 ORDER BY message_sid, reported_at, status
 """
 _TIMELINE = """
@@ -185,7 +186,7 @@ async def _messages(db: asyncpg.Pool, tenant: str, rows: Sequence[asyncpg.Record
     part_rows = await db.fetch(_PARTS, tenant, outbound) if outbound else []
     sids = [p["twilio_sid"] for p in part_rows if p["twilio_sid"]]
     reports: dict[str, list[models.StatusReport]] = {}
-    for s in await db.fetch(_STATUSES, sids) if sids else []:
+    for s in await db.fetch(_STATUSES, tenant, sids) if sids else []:
         reports.setdefault(s["message_sid"], []).append(models.StatusReport(
             status=s["status"], at=s["reported_at"], error_code=s["error_code"],
             error_message=s["error_message"]))

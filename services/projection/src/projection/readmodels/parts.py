@@ -2,8 +2,10 @@
 delivery statuses Twilio reported for each MessageSid.
 
 The sender's events live on ``sender.<reply id>.<Type>``: the subject says which reply. A
-status callback knows only the MessageSid; it is kept by sid and joined to its part when read,
-since it may be projected before the part's ``OutboundMessageSent`` (another stream).
+status callback knows only the MessageSid; it is kept by tenant and sid and joined to its part
+when read, since it may be projected before the part's ``OutboundMessageSent`` (another stream).
+Its tenant is part of its key and of the join: a callback of one tenant naming another
+tenant's sid is kept apart and never shown as the other's status (invariant 10).
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from switchboard_contracts.events.sender import (
     OutboundPartAttempted,
     OutboundReplyAccepted,
 )
+from switchboard_runtime.telemetry import get_logger
 
+from .. import metrics
 from ..delivery import SEND_RANK
 from ..tables import Table, first, greatest, latest_by, least
 from ..writes import Writes
 from .base import Applier, subject_key
 from .messages import OUTBOUND, upsert_message
+
+log = get_logger(__name__)
 
 PARTS = Table("message_parts", ("message_id", "part"), {
     "tenant_id": first, "conversation_id": first, "correlation_id": first, "text": first,
@@ -34,8 +40,8 @@ PARTS = Table("message_parts", ("message_id", "part"), {
     "sent_at": least, "failed_at": least, "created_at": least, "updated_at": greatest,
 })
 
-STATUSES = Table("delivery_statuses", ("message_sid", "status"), {
-    "tenant_id": first, "error_code": first, "error_message": first, "reported_at": least,
+STATUSES = Table("delivery_statuses", ("tenant_id", "message_sid", "status"), {
+    "error_code": first, "error_message": first, "reported_at": least,
 })
 
 
@@ -78,8 +84,13 @@ def failed(envelope: Envelope, data: OutboundMessageFailed, subject: str, writes
 def status(envelope: Envelope, data: DeliveryStatusReported | DeliveryStatusApplied,
            _subject: str, writes: Writes) -> None:
     """The gateway's callback and the sender's application of it: the same fact, merged."""
-    writes.upsert(STATUSES, message_sid=data.message_sid, status=data.status,
-                  tenant_id=envelope.tenant_id or None, error_code=data.error_code,
+    if not envelope.tenant_id:
+        # No tenant to scope it by: it could only ever be shown as someone else's.
+        log.warning("status without a tenant ignored", event_id=str(envelope.event_id))
+        metrics.STATUSES_IGNORED.inc()
+        return
+    writes.upsert(STATUSES, tenant_id=envelope.tenant_id, message_sid=data.message_sid,
+                  status=data.status, error_code=data.error_code,
                   error_message=data.error_message
                   if isinstance(data, DeliveryStatusReported) else None,
                   reported_at=envelope.occurred_at)

@@ -1,6 +1,7 @@
-"""Realistic event sequences, for tests and the benchmark: a conversation's events exactly as
-the services write them (envelopes, subjects, causation, correlation, ids), from the inbound
-webhook to the last delivery status, ready to publish to the real streams.
+"""Realistic event sequences, for the projection's tests and its benchmark (test code, not
+shipped in the service): a conversation's events exactly as the services write them
+(envelopes, subjects, causation, correlation, ids), from the inbound webhook to the last
+delivery status, ready to publish to the real streams.
 
     talk = ConversationScript("clinic", "whatsapp:+447700900001", start=now)
     sid = talk.text_message("Hello", reply="Hi! How can I help?")

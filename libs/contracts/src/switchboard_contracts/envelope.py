@@ -15,9 +15,10 @@ class EventData(BaseModel):
     Subclasses set ``TYPE`` (the name on the wire) and ``VERSION`` ("major.minor"). A minor bump
     adds optional fields only; anything else is a new major, which old consumers dead-letter.
     Unknown fields are ignored so producers can add fields before consumers know them.
+    A docstring under a field is its description in the schema and the event catalogue.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[str] = "1.0"
@@ -41,17 +42,26 @@ def _now() -> datetime:
 class Envelope(BaseModel):
     """Wire form of an event. ``data`` stays a plain dict here; the registry types it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    """Identifies this event; the ``Nats-Msg-Id`` of every event after the gateway."""
     type: str
+    """The payload's name, e.g. ``InboundMessageReceived``."""
     version: str
+    """``major.minor``: a minor adds optional fields; an unknown major is dead-lettered."""
     occurred_at: datetime = Field(default_factory=_now)
+    """When it happened (UTC)."""
     correlation_id: str
+    """Born at the gateway from the Twilio MessageSid; the same on every event of the turn."""
     causation_id: uuid.UUID | None = None
+    """The ``event_id`` of the event that caused this one."""
     tenant_id: str | None = None
+    """The tenant; empty only for orphaned messages."""
     conversation_id: str | None = None
+    """Where it applies: ``cv`` + sha256(tenant_id | user address)[:32], no phone number."""
     data: dict[str, Any]
+    """The typed payload, described per event type."""
 
     @classmethod
     def wrap(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -45,6 +46,10 @@ class Registry:
 
     def __contains__(self, type_name: object) -> bool:
         return type_name in self._models
+
+    def __iter__(self) -> Iterator[type[EventData]]:
+        """The registered models, in the order they were registered."""
+        return iter(self._models.values())
 
     def decode(self, envelope: Envelope) -> Event[EventData]:
         """Type the payload; refuse a major version other than the registered one."""

@@ -1,4 +1,7 @@
-"""Events of the agent (stream AGENT, ``agent.<Type>``)."""
+"""Events of the agent (stream AGENT, ``agent.<Type>``).
+
+Their ``Nats-Msg-Id`` is ``agent:<conversation_id>:<turn>:<Type>``: one outcome per turn.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +28,16 @@ class ReplyGenerated(EventData):
     text: str
     model: str
     fallback: bool = False
+    """The text is the fallback, not the LLM's answer."""
     usage: TokenUsage = TokenUsage()
     latency_ms: float = 0.0
+    """How long the LLM took to answer."""
     user_address: str
     business_address: str
     account_sid: str
-    # 1.1: why a fallback was sent ("llm_failed", "llm_rejected", "audio_not_understood").
     fallback_reason: str | None = None
+    """1.1: why a fallback was sent (``llm_failed``, ``llm_rejected``,
+    ``audio_not_understood``)."""
 
 
 @registry.register
@@ -43,6 +49,8 @@ class ReplyFailed(EventData):
     turn: int
     reason: str
     attempts: int
-    # 1.1: the endpoint refused the request (401/403/400...): not retried, needs an operator.
+    """How many times the LLM was called."""
     permanent: bool = False
+    """1.1: the endpoint refused the request (401/403/400...): not retried, needs an operator."""
     model: str | None = None
+    """Added in 1.1."""

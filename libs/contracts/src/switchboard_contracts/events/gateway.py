@@ -1,4 +1,8 @@
-"""Events the gateway produces (stream GATEWAY, subjects ``gateway.>``)."""
+"""Events the gateway produces (stream GATEWAY, subjects ``gateway.<Type>``).
+
+Their ``Nats-Msg-Id`` is the Twilio MessageSid (MessageSid and status for a delivery status),
+so a webhook Twilio retries is stored once.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,16 @@ class InboundMessageReceived(EventData):
     messaging_service_sid: str | None = None
     from_address: str
     to_address: str
+    """The tenant's WhatsApp number the user wrote to (``whatsapp:+...``)."""
     body: str = ""
     message_type: str | None = None
+    """Twilio's MessageType: ``text``, ``audio``, ``image``..."""
     profile_name: str | None = None
     wa_id: str | None = None
     media: list[Media] = Field(default_factory=list)
+    """Media URLs on Twilio (a voice note is one ``audio/ogg`` item), fetched with basic auth."""
     idempotency_token: str | None = None
+    """Twilio's ``I-Twilio-Idempotency-Token`` header, when it sent one."""
 
 
 @registry.register
@@ -45,6 +53,7 @@ class DeliveryStatusReported(EventData):
     message_sid: str
     account_sid: str
     status: str
+    """Twilio's MessageStatus: ``queued``, ``sent``, ``delivered``, ``read``, ``failed``..."""
     error_code: str | None = None
     error_message: str | None = None
     idempotency_token: str | None = None
@@ -62,3 +71,4 @@ class OrphanedMessageReceived(EventData):
     messaging_service_sid: str | None = None
     to_address: str
     reason: str
+    """Why no tenant took it, e.g. no tenant owns the number."""

@@ -18,7 +18,8 @@ class OutboundReplyAccepted(EventData):
 
     TYPE = "OutboundReplyAccepted"
     turn: int
-    texts: list[str]  # the parts, in order (each at most 1600 characters)
+    texts: list[str]
+    """The parts, in order (each at most 1600 characters)."""
     to_address: str
     from_address: str
     account_sid: str
@@ -35,7 +36,8 @@ class OutboundPartAttempted(EventData):
     part: int
     parts: int
     attempt: int
-    attempted_at: datetime | None = None  # 1.1: when the call was about to be made
+    attempted_at: datetime | None = None
+    """1.1: when the call was about to be made."""
 
 
 @registry.register
@@ -56,7 +58,8 @@ class OutboundMessageFailed(EventData):
     turn: int
     part: int
     parts: int
-    reason: str  # e.g. "outside_24h_window", "stale", "twilio_21211"
+    reason: str
+    """E.g. ``outside_24h_window``, ``stale``, ``twilio_21211``."""
     error_code: str | None = None
     retryable: bool = False
 
@@ -70,8 +73,10 @@ class DeliveryStatusApplied(EventData):
     message_sid: str
     status: str
     error_code: str | None = None
-    part: int | None = None  # 1.1
-    previous_status: str | None = None  # 1.1
+    part: int | None = None
+    """Added in 1.1."""
+    previous_status: str | None = None
+    """1.1: only when the rank rises."""
 
 
 @registry.register

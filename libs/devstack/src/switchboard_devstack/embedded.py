@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import pwd
 import shutil
@@ -19,8 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -57,20 +62,46 @@ def _nats_binary() -> str:
 
 
 @dataclass
+class ClusterRoutes:
+    """What a node needs to join a JetStream cluster: its route port and every node's."""
+
+    name: str
+    port: int
+    route_ports: list[int]
+
+
+@dataclass
 class NatsServer:
-    """A single-node JetStream server. ``stop``/``start`` keep the store (restarts lose nothing)."""
+    """A JetStream server: a single node, or one node of a cluster when ``cluster`` is given.
+    ``stop``/``start`` keep the store and ports (restarts lose nothing)."""
 
     store: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sb-nats-")))
     port: int = field(default_factory=free_port)
     monitor_port: int = field(default_factory=free_port)
     # fsync every write: a single node would otherwise lose acknowledged writes on an OS crash.
     sync_always: bool = True
+    name: str = ""  # the server_name: unique per node in a cluster
+    cluster: ClusterRoutes | None = None
     _proc: subprocess.Popen[bytes] | None = None
     _started: bool = False  # once: its URL is known, so restarts keep the port
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def monitor(self, path: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """GET a monitoring endpoint (``/jsz``, ``/healthz``...) as JSON, whatever its status."""
+        url = f"http://127.0.0.1:{self.monitor_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+                body = response.read()
+        except urllib.error.HTTPError as error:  # /healthz answers 503 with a JSON body
+            body = error.read()
+        result: dict[str, Any] = json.loads(body)
+        return result
 
     def start(self) -> NatsServer:
         # A free port can be taken by another process before the server binds it: on a first
@@ -86,17 +117,7 @@ class NatsServer:
 
     def _start(self) -> NatsServer:
         config = self.store / "nats.conf"
-        sync = "sync_interval: always" if self.sync_always else ""
-        config.write_text(
-            f"""
-            listen: 127.0.0.1:{self.port}
-            http: 127.0.0.1:{self.monitor_port}
-            jetstream {{
-              store_dir: "{self.store / 'js'}"
-              {sync}
-            }}
-            """
-        )
+        config.write_text(self._config())
         with (self.store / "nats.log").open("ab") as log:
             self._proc = subprocess.Popen(
                 [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
@@ -108,6 +129,28 @@ class NatsServer:
             raise ExitedEarly(f"nats-server {exc}; its log ends:\n{log_tail}") from None
         self._started = True
         return self
+
+    def _config(self) -> str:
+        sync = "sync_interval: always" if self.sync_always else ""
+        server_name = f"server_name: {self.name}" if self.name else ""
+        cluster = ""
+        if self.cluster is not None:
+            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.cluster.route_ports)
+            cluster = f"""
+            cluster {{
+              name: {self.cluster.name}
+              listen: 127.0.0.1:{self.cluster.port}
+              routes: [{routes}]
+            }}"""
+        return f"""
+            {server_name}
+            listen: 127.0.0.1:{self.port}
+            http: 127.0.0.1:{self.monitor_port}
+            jetstream {{
+              store_dir: "{self.store / 'js'}"
+              {sync}
+            }}{cluster}
+            """
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -266,3 +309,135 @@ class PostgresServer:
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class NatsCluster:
+    """A JetStream cluster of ``size`` nodes on this machine, each a ``NatsServer`` with its
+    own store and ports, all routed to each other: enough to kill a stream's leader and watch
+    the others elect a new one. ``url`` lists every node, comma-separated."""
+
+    def __init__(self, size: int = 3, root: Path | None = None, name: str = "switchboard") -> None:
+        self._owns_root = root is None
+        self.root = root if root is not None else Path(tempfile.mkdtemp(prefix="sb-nats-cluster-"))
+        self.name = name
+        self.size = size
+        self.nodes: list[NatsServer] = self._new_nodes()
+        self._started = False
+
+    def _new_nodes(self) -> list[NatsServer]:
+        route_ports = [free_port() for _ in range(self.size)]
+        nodes = []
+        for i, route_port in enumerate(route_ports, start=1):
+            store = self.root / f"nats-{i}"
+            store.mkdir(parents=True, exist_ok=True)
+            nodes.append(NatsServer(store=store, name=f"nats-{i}",
+                                    cluster=ClusterRoutes(self.name, route_port, route_ports)))
+        return nodes
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout_s: float = 30.0) -> NatsCluster:
+        for attempt in range(3):
+            try:
+                for node in self.nodes:
+                    if not node.alive():
+                        node.start()
+                break
+            except ExitedEarly:
+                # A route port was taken meanwhile: before anyone knows the URLs, start over on
+                # fresh ports (the routes of every node name them all).
+                if self._started or attempt == 2:
+                    raise
+                self.stop()
+                self.nodes = self._new_nodes()
+        self._started = True
+        self._wait(self._meta_ready, timeout_s, "no JetStream meta leader")
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            for node in self.nodes:
+                shutil.rmtree(node.store, ignore_errors=True)
+
+    def node(self, name: str) -> NatsServer:
+        return next(node for node in self.nodes if node.name == name)
+
+    def leader_of(self, stream: str, timeout_s: float = 15.0) -> NatsServer:
+        """The node leading ``stream`` now, as that node itself reports it (a follower may still
+        name a leader that just died)."""
+        found: list[NatsServer] = []
+
+        def leader_known() -> bool:
+            for node in self.nodes:
+                detail = self.stream_details(node).get(stream)
+                if detail and detail.get("cluster", {}).get("leader") == node.name:
+                    found.append(node)
+                    return True
+            return False
+
+        self._wait(leader_known, timeout_s, f"no leader for stream {stream}")
+        return found[0]
+
+    def wait_healthy(self, timeout_s: float = 30.0) -> None:
+        """Every node up and healthy, every stream led, with every replica current."""
+        self._wait(self._healthy, timeout_s, "cluster not healthy")
+
+    def _healthy(self) -> bool:
+        if not all(node.alive() for node in self.nodes):
+            return False
+        if any(self._monitor(node, "/healthz").get("status") != "ok" for node in self.nodes):
+            return False
+        details = {node.name: self.stream_details(node) for node in self.nodes}
+        for stream in {name for streams in details.values() for name in streams}:
+            # Only the leader knows whether the other replicas are current.
+            leaders = [name for name, streams in details.items()
+                       if streams.get(stream, {}).get("cluster", {}).get("leader") == name]
+            if not leaders:
+                return False
+            replicas = details[leaders[0]][stream]["cluster"].get("replicas", [])
+            if not all(replica.get("current") for replica in replicas):
+                return False
+        return True
+
+    def _meta_ready(self) -> bool:
+        """Every node knows the meta leader, and the leader knows every peer is current: only
+        then are there peers to place a new R3 stream on."""
+        metas = {node.name: self._monitor(node, "/jsz").get("meta_cluster", {})
+                 for node in self.nodes}
+        leader = next(iter(metas.values())).get("leader")
+        if not leader or any(meta.get("leader") != leader for meta in metas.values()):
+            return False
+        peers = metas.get(leader, {}).get("replicas", [])
+        return len(peers) == self.size - 1 and all(peer.get("current") for peer in peers)
+
+    def stream_details(self, node: NatsServer) -> dict[str, dict[str, Any]]:
+        jsz = self._monitor(node, "/jsz?streams=true")
+        return {stream["name"]: stream
+                for account in jsz.get("account_details") or []
+                for stream in account.get("stream_detail") or []}
+
+    @staticmethod
+    def _monitor(node: NatsServer, path: str) -> dict[str, Any]:
+        if not node.alive():
+            return {}
+        try:
+            return node.monitor(path)
+        except (OSError, ValueError):  # starting or stopping: not answering yet
+            return {}
+
+    @staticmethod
+    def _wait(condition: Callable[[], bool], timeout_s: float, failure: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{failure} after {timeout_s}s")
+            time.sleep(0.1)

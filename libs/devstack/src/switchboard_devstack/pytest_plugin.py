@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from switchboard_tenants.schema import apply_migrations
 
-from .embedded import NatsServer, PostgresServer
+from .embedded import NatsCluster, NatsServer, PostgresServer
 
 
 @pytest.fixture
@@ -31,6 +31,16 @@ def nats_server() -> Iterator[NatsServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def nats_cluster() -> Iterator[NatsCluster]:
+    """A fresh 3-node JetStream cluster for this test (a test may kill and restart its nodes)."""
+    cluster = NatsCluster(size=3).start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
 
 
 @pytest.fixture

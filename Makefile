@@ -53,5 +53,5 @@ lint: setup
 	@# The event catalogue and AsyncAPI document are current; no public event broke its release.
 	$(VENV)/python tools/contracts.py generate --check
 	$(VENV)/python tools/contracts.py compat
-	$(VENV)/mypy libs/contracts/src libs/runtime/src libs/devstack/src libs/tenants/src libs/twilio-sim/src libs/llm-sim/src
+	$(VENV)/mypy libs/contracts/src libs/runtime/src libs/devstack/src libs/tenants/src libs/twilio-sim/src libs/llm-sim/src tools
 	$(VENV)/mypy services/gateway/src services/conversation/src services/agent/src services/sender/src services/transcription/src services/projection/src

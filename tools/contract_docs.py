@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel
 from switchboard_contracts.catalogue import PRODUCERS, Contract, contracts
 from switchboard_contracts.deadletter import DeadLetter

@@ -1,7 +1,7 @@
 """JSON logs through structlog, bound to correlation_id/tenant_id/trace_id, always redacted.
 
-The standard library's loggers (uvicorn, nats) go through the same processors so nothing is
-written unredacted.
+The standard library's loggers (uvicorn, nats, the SDKs) go through the same processors so
+nothing is written unredacted; the SDKs' request loggers only from WARNING.
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ import structlog
 from opentelemetry import trace
 
 from .redaction import redact
+
+# Libraries that log each HTTP request's URL, query and parameters at INFO or DEBUG (the
+# Twilio SDK's lookups carry phone numbers URL-encoded; media URLs carry account and message
+# ids): only their warnings are worth a line.
+_REQUEST_LOGGERS = ("twilio", "httpx", "httpcore", "urllib3", "openai", "uvicorn.access",
+                    "aiohttp.access", "aiohttp.client")
 
 _CONTEXT_KEYS = frozenset({"correlation_id", "tenant_id", "event_id", "event_type", "trace_id",
                            "span_id", "service", "level", "timestamp", "logger", "consumer"})
@@ -64,9 +70,12 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request's URL at INFO (media URLs carry account and message ids):
-    # only its warnings are worth a line.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    for name in _REQUEST_LOGGERS:
+        chatty = logging.getLogger(name)
+        chatty.setLevel(max(logging.WARNING, root.level))
+        # Through the root handler (so the redaction), never a handler of their own.
+        chatty.handlers.clear()
+        chatty.propagate = True
     structlog.contextvars.bind_contextvars(service=service)
 
 

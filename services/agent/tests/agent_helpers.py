@@ -8,16 +8,11 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from switchboard_contracts import Envelope, EventData
-from switchboard_contracts.events.conversation import (
-    AssistantMessageAppended,
-    ContextMessage,
-    ConversationStarted,
-    ReplyRequested,
-    UserMessageAppended,
-)
-from switchboard_contracts.topology import AGENT, CONVERSATION
-from switchboard_runtime.aggregate import conversation_subject
+from switchboard_contracts import Envelope
+from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, ConversationView
+from switchboard_contracts.events.conversation import ContextMessage, ReplyRequested
+from switchboard_contracts.topology import AGENT, CONVERSATION, event_subject
+from switchboard_devstack.views import put_view
 from switchboard_tenants import TenantRecord, TokenCipher
 
 TENANT = "clinic"
@@ -52,25 +47,12 @@ def context(*texts: str) -> list[ContextMessage]:
             for i, text in enumerate(texts)]
 
 
-async def append(js: JetStreamContext, conversation_id: str, data: EventData,
-                 *, correlation_id: str = "SMhistory", tenant_id: str = TENANT,
-                 msg_id: str | None = None) -> Envelope:
-    envelope = Envelope.wrap(data, correlation_id=correlation_id, tenant_id=tenant_id,
-                             conversation_id=conversation_id)
-    await js.publish(conversation_subject(conversation_id, data.TYPE), envelope.to_bytes(),
-                     stream=CONVERSATION.name,
-                     headers={"Nats-Msg-Id": msg_id or str(envelope.event_id)})
-    return envelope
-
-
-async def start_conversation(js: JetStreamContext, conversation_id: str, text: str = "Hi",
-                             turn: int = 1) -> None:
-    """What the conversation service would have stored before asking for a reply."""
-    await append(js, conversation_id, ConversationStarted(
-        user_address=USER, business_address=BUSINESS, account_sid=ACCOUNT))
-    await append(js, conversation_id, UserMessageAppended(
-        message_sid=f"SM{uuid.uuid4().hex}", text=text, received_at=datetime.now(UTC),
-        turn=turn))
+async def start_conversation(js: JetStreamContext, conversation_id: str, turn: int = 1,
+                             **fields: Any) -> None:
+    """The public view the conversation service writes once it asked for ``turn``'s reply."""
+    await put_view(js, ConversationView(
+        conversation_id=conversation_id, tenant_id=TENANT, version=turn, turn=turn, open=True,
+        window_ends_at=datetime.now(UTC) + WHATSAPP_WINDOW, **fields))
 
 
 def reply_requested(conversation_id: str, turn: int = 1, texts: tuple[str, ...] = (
@@ -88,15 +70,9 @@ def reply_requested(conversation_id: str, turn: int = 1, texts: tuple[str, ...] 
 async def request_reply(js: JetStreamContext, envelope: Envelope,
                         msg_id: str | None = None) -> None:
     assert envelope.conversation_id is not None
-    await js.publish(conversation_subject(envelope.conversation_id, "ReplyRequested"),
+    await js.publish(event_subject("conversation", "ReplyRequested", envelope.conversation_id),
                      envelope.to_bytes(), stream=CONVERSATION.name,
                      headers={"Nats-Msg-Id": msg_id or str(envelope.event_id)})
-
-
-async def answered(js: JetStreamContext, conversation_id: str, turn: int) -> None:
-    """The conversation recorded the turn's answer (as its service does on ReplyGenerated)."""
-    await append(js, conversation_id, AssistantMessageAppended(
-        turn=turn, text="an earlier answer", reply_event_id=str(uuid.uuid4())))
 
 
 async def agent_events(js: JetStreamContext, event_type: str | None = None

@@ -12,8 +12,6 @@ from agent_helpers import (
     MODEL,
     PROMPT,
     agent_events,
-    answered,
-    append,
     new_conversation,
     quiet,
     reply_requested,
@@ -25,12 +23,12 @@ from agent_helpers import (
     wait_until_handled,
 )
 from llm_sim import MARKER
-from switchboard_contracts.events.conversation import ReplySuperseded
+from switchboard_contracts.conversation_view import Mode
 
 
 async def test_the_llms_answer_becomes_one_reply_generated(js, agent, llm):
     conversation = new_conversation()
-    await start_conversation(js, conversation, "Is the clinic open tomorrow?")
+    await start_conversation(js, conversation)
     request = reply_requested(conversation, correlation_id="SMturn1")
     await request_reply(js, request)
 
@@ -185,52 +183,64 @@ async def test_a_duplicated_request_gets_one_reply_and_one_llm_call(js, agent, l
     assert info.num_ack_pending == 0 and info.num_pending == 0
 
 
-async def test_a_request_for_an_answered_turn_calls_no_llm(js, streams, tenants,
-                                                          make_settings, llm):
+async def test_a_request_replayed_to_a_new_replica_yields_no_second_reply(
+        js, streams, tenants, make_settings, llm):
     conversation = new_conversation()
     await start_conversation(js, conversation)
     request = reply_requested(conversation)
     await request_reply(js, request)
     async with build(make_settings()).running():
-        await wait_for_events(js, 1)
-    await answered(js, conversation, 1)  # the conversation service recorded the answer
-    # A new replica (nothing in memory) gets the request again, past the duplicate window.
-    await request_reply(js, request, msg_id="replayed-much-later")
+        [first] = await wait_for_events(js, 1)
+    # A new replica (nothing in memory) gets the request again: the view cannot say the turn
+    # was answered, so the LLM is asked again, but the reply has the first one's event id and
+    # Nats-Msg-Id, so the AGENT stream keeps one (and the sender sends a reply id once).
+    await request_reply(js, request, msg_id="replayed-later")
     async with build(make_settings()).running():
         await wait_until_handled(js, 2)
-    assert len(llm.requests()) == 1
-    assert len(await agent_events(js, "ReplyGenerated")) == 1
+    assert len(llm.requests()) == 2
+    [(stored, headers)] = await agent_events(js, "ReplyGenerated")
+    assert stored.event_id == first.event_id
+    assert headers["Nats-Msg-Id"] == f"agent:{conversation}:1:ReplyGenerated"
 
 
 async def test_a_stale_turn_calls_no_llm(js, streams, tenants, make_settings, llm):
     conversation = new_conversation()
-    await start_conversation(js, conversation)
     # Turn 1 was requested, then more messages came and turn 2 was requested, all before the
     # agent got to turn 1: only turn 2 is answered.
+    await start_conversation(js, conversation, turn=2)
     await request_reply(js, reply_requested(conversation, turn=1))
     await request_reply(js, reply_requested(conversation, turn=2))
     async with build(make_settings()).running():
         await wait_for_events(js, 1)
-        await quiet(0.5)
+        await wait_until_handled(js, 2)
     assert [e.data["turn"] for e, _ in await agent_events(js)] == [2]
     assert len(llm.requests()) == 1
 
 
-async def test_a_superseded_turn_calls_no_llm(js, streams, tenants, make_settings, llm):
+@pytest.mark.parametrize("fields", [{"turn_superseded": True}, {"mode": Mode.HUMAN},
+                                    {"opted_out": True}])
+async def test_a_superseded_human_mode_or_opted_out_conversation_calls_no_llm(
+        js, streams, tenants, make_settings, llm, fields):
     conversation = new_conversation()
-    await start_conversation(js, conversation)
+    await start_conversation(js, conversation, **fields)
     await request_reply(js, reply_requested(conversation, turn=1))
-    await append(js, conversation, ReplySuperseded(turn=1, next_turn=2))
     async with build(make_settings()).running():
         await wait_until_handled(js, 1)
     assert await agent_events(js) == []
     assert llm.requests() == []
 
 
+async def test_a_request_without_a_view_yet_is_answered(js, agent, llm):
+    conversation = new_conversation()  # the conversation service has not written its view
+    await request_reply(js, reply_requested(conversation))
+    [reply] = await wait_for_events(js, 1)
+    assert reply.data["fallback"] is False and reply.conversation_id == conversation
+
+
 async def test_a_voice_note_not_understood_gets_the_audio_fallback_without_the_llm(
         js, agent, llm):
     conversation = new_conversation()
-    await start_conversation(js, conversation, "")
+    await start_conversation(js, conversation)
     await request_reply(js, reply_requested(conversation, texts=(),
                                             fallback_reason="transcription_failed"))
 

@@ -20,7 +20,7 @@ from agent.fallbacks import (
 from agent.replies import skip_reason
 from agent.settings import AgentSettings
 from agent_helpers import context
-from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.conversation_view import ConversationView, Mode
 from switchboard_runtime import ConfigError
 
 
@@ -91,13 +91,23 @@ def test_fallbacks_are_localized_with_english_otherwise():
     assert text_for_reason("something_else", "de") == UNAVAILABLE["de"]
 
 
-def test_turns_answered_stale_or_in_human_mode_are_skipped():
-    state = ConversationState(turn=3, answered_turns={1}, superseded_turns={3})
-    assert skip_reason(state, 1) == "answered"
-    assert skip_reason(state, 2) == "stale"
-    assert skip_reason(state, 3) == "stale"
-    assert skip_reason(ConversationState(turn=4), 4) is None
-    assert skip_reason(ConversationState(turn=4, human_mode=True), 4) == "human_mode"
+def _view(turn: int, **fields: object) -> ConversationView:
+    return ConversationView(conversation_id="c", tenant_id="t", version=7, turn=turn,
+                            **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("view", "turn", "reason"), [
+    (None, 1, None),  # no view yet: answered, the sender checks again before sending
+    (_view(1), 1, None),
+    (_view(3), 4, None),  # the view lags behind the request: answered
+    (_view(3), 2, "stale"),  # a newer turn exists
+    (_view(3, turn_superseded=True), 3, "stale"),
+    (_view(3, mode=Mode.HUMAN), 3, "human_mode"),
+    (_view(3, opted_out=True), 3, "opted_out"),
+    (_view(3, mode=Mode.HUMAN, opted_out=True), 2, "stale"),
+])
+def test_which_turns_are_skipped(view, turn, reason):
+    assert skip_reason(view, turn) == reason
 
 
 def test_production_needs_an_llm_endpoint_and_names_the_setting(monkeypatch):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from switchboard_contracts.events.conversation import ReplyRequested
-from switchboard_contracts.topology import AGENT, CONVERSATION
+from switchboard_contracts.topology import AGENT, CONVERSATION, event_subject
 from switchboard_runtime import Service
-from switchboard_runtime.aggregate import conversation_subject, load_conversation
 from switchboard_runtime.bus import ConsumerSpec
 from switchboard_runtime.telemetry import get_logger
+from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
 
 from .llm import chat_model
@@ -21,7 +21,7 @@ log = get_logger(__name__)
 REPLIES = ConsumerSpec(
     durable="agent-replies",
     stream=CONVERSATION.name,
-    filter_subjects=(conversation_subject("*", ReplyRequested.TYPE),),
+    filter_subjects=(event_subject("conversation", ReplyRequested.TYPE, key="*"),),
     ack_wait_s=30.0,
     max_deliver=5,
     max_ack_pending=64,
@@ -49,7 +49,7 @@ def build(settings: AgentSettings | None = None) -> Service:
                         "responder answers")
         directory = await attach_directory(svc, cipher)
         handler.connect(Ports(
-            load_conversation=lambda conversation_id: load_conversation(svc.js, conversation_id),
+            view_of=ConversationViews(svc.js).view_of,
             tenant=directory.tenant,
             publisher=svc.publisher(AGENT),
         ))

@@ -33,6 +33,11 @@ LLM_REJECTED = Counter(
 )
 SKIPPED = Counter(
     "switchboard_agent_requests_skipped_total",
-    "ReplyRequested not answered: answered, stale, human_mode, duplicate",
+    "ReplyRequested not answered: stale, human_mode, opted_out, duplicate",
     ["reason"],
+)
+VIEW_MISSING = Counter(
+    "switchboard_agent_view_missing_total",
+    "ReplyRequested answered without a conversation view (the conversation service had not "
+    "written it yet): steady growth means the views are not being written",
 )

@@ -2,9 +2,13 @@
 
 For each request:
 
-1. Skip it (ack, no LLM call) when the conversation's own state says the turn is answered,
-   stale (a newer turn exists, or it was superseded) or in human mode. The state is folded
-   from the conversation's subject with ``load_conversation``, the one source of truth.
+1. Skip it (ack, no LLM call) when the conversation's public view
+   (``switchboard_contracts.conversation_view``, read from its KV bucket through the
+   ``view_of`` port) says the turn is stale (a newer turn exists, or it was superseded), the
+   conversation is in human mode, or the user opted out. A missing view (the conversation
+   service has not written it yet) does not drop the request: the request carries all the
+   agent needs (addresses, history), so it is answered, and the sender checks the view again
+   before anything goes out.
 2. If the request carries ``fallback_reason`` (a voice note that could not be transcribed),
    answer with the localized fallback text, without the LLM.
 3. Otherwise ask the LLM with the tenant's prompt, model, language and endpoint and the recent
@@ -16,8 +20,14 @@ For each request:
 No double replies: the events of a turn have ``Nats-Msg-Id``s and event ids derived from
 (conversation, turn, type), so a redelivered request's reply is dropped by the AGENT stream's
 duplicate window; a duplicate that arrives while the first is being answered waits for it,
-and one that arrives after it (in this process) is skipped; later ones are skipped by step 1
-once the conversation has recorded the answer.
+and one that arrives after it (in this process) is skipped (``RecentKeys``).
+
+There is no "already answered" check any more: it needed the conversation's private event
+stream, and the view says only whether a turn is current, not whether its reply was recorded.
+What that costs: a request redelivered to another replica after the duplicate window (2 min)
+calls the LLM a second time. Nothing goes out twice: the new ``ReplyGenerated`` has the same
+event id as the first, which is the sender's reply id, and the sender sends each reply id at
+most once (docs/adr/0008); the conversation service ignores a second reply for an ended turn.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from switchboard_contracts import Envelope, Event, EventData
-from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.conversation_view import ConversationView, Mode
 from switchboard_contracts.events.agent import ReplyFailed, ReplyGenerated, TokenUsage
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.topology import event_subject
@@ -42,7 +52,7 @@ from switchboard_tenants import TenantRecord
 from .context import build_messages, system_prompt
 from .fallbacks import text_for_reason, unavailable_text
 from .llm import ChatModel, ChatRequest
-from .metrics import FALLBACKS, LLM_REJECTED, LLM_TOKENS, SKIPPED
+from .metrics import FALLBACKS, LLM_REJECTED, LLM_TOKENS, SKIPPED, VIEW_MISSING
 from .retry import LLMGaveUp, RetryPolicy, complete_with_retries
 from .settings import AgentSettings
 
@@ -68,14 +78,16 @@ def profile_for(tenant: TenantRecord | None, settings: AgentSettings) -> AgentPr
     return AgentProfile(tenant.model, tenant.system_prompt, tenant.language, tenant.llm_base_url)
 
 
-def skip_reason(state: ConversationState, turn: int) -> str | None:
-    """Why this turn must not be answered now, or None."""
-    if turn in state.answered_turns:
-        return "answered"
-    if state.reply_is_stale(turn):
+def skip_reason(view: ConversationView | None, turn: int) -> str | None:
+    """Why this turn must not be answered now, or None (no view yet: answer)."""
+    if view is None:
+        return None
+    if view.reply_is_stale(turn):
         return "stale"
-    if state.human_mode:
+    if view.mode is Mode.HUMAN:
         return "human_mode"
+    if view.opted_out:
+        return "opted_out"
     return None
 
 
@@ -87,7 +99,7 @@ def msg_id(conversation_id: str, turn: int, event_type: str) -> str:
 class Ports:
     """What the handler reaches outside itself, connected at start-up."""
 
-    load_conversation: Callable[[str], Awaitable[ConversationState]]
+    view_of: Callable[[str], Awaitable[ConversationView | None]]
     tenant: Callable[[str], TenantRecord | None]
     publisher: Publisher
 
@@ -137,12 +149,15 @@ class ReplyHandler(NeedsPorts[Ports]):
 
     async def _answer(self, event: Event[ReplyRequested], conversation_id: str) -> None:
         env, request = event.envelope, event.data
-        state = await self.ports.load_conversation(conversation_id)
-        reason = skip_reason(state, request.turn)
+        view = await self.ports.view_of(conversation_id)
+        if view is None:
+            VIEW_MISSING.inc()
+            log.info("no conversation view yet; answering from the request", turn=request.turn)
+        reason = skip_reason(view, request.turn)
         if reason is not None:
             SKIPPED.labels(reason).inc()
             log.info("reply not needed", reason=reason, turn=request.turn,
-                     conversation_turn=state.turn)
+                     conversation_turn=view.turn if view else None)
             return
         tenant_id = env.tenant_id or "unknown"
         tenant = self.ports.tenant(env.tenant_id) if env.tenant_id else None

@@ -3,12 +3,13 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV := .venv/bin
 BENCH ?=
+CHAOS ?=
 MESSAGE ?=
 CID ?=
 # Debian packages for voice notes (espeak-ng speaks, opusenc makes OGG/Opus like WhatsApp).
 SYSTEM_PACKAGES := espeak-ng opus-tools
 
-.PHONY: setup system-packages run chat trace test bench lint
+.PHONY: setup system-packages run chat trace test bench lint chaos
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --root-user-action=ignore "uv==0.13.8"
@@ -55,3 +56,9 @@ lint: setup
 	$(VENV)/python tools/contracts.py compat
 	$(VENV)/mypy libs/contracts/src libs/runtime/src libs/devstack/src libs/tenants/src libs/twilio-sim/src libs/llm-sim/src tools
 	$(VENV)/mypy services/gateway/src services/conversation/src services/agent/src services/sender/src services/transcription/src services/projection/src
+
+# The fault suite (tests/chaos, docs/reliability.md): a few minutes of load on a 3-node NATS
+# cluster with 2 replicas of every service, while it kills replicas, NATS nodes and Postgres;
+# then the invariants. Writes bench/results/chaos.json. CHAOS="--duration 60 --seed 3" etc.
+chaos: setup system-packages
+	$(VENV)/python -m tests.chaos $(CHAOS)

@@ -1,0 +1,115 @@
+"""The bounded load: many WhatsApp users writing through the Twilio simulator, which signs and
+delivers each webhook (with Twilio's retries) to the gateway on 127.0.0.1.
+
+Each user writes text, voice notes, bursts (several messages while the reply to the first is
+in flight) and has Twilio deliver some webhooks again. The load stops by itself after
+``duration_s`` or ``max_messages``, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from twilio_sim.chat.speech import MissingTool, speak
+from twilio_sim.client import SimClient
+
+from .facts import Sent
+
+PHRASES = ("Is the clinic open on Saturday?", "Can I move my appointment?",
+           "How much is a cleaning?", "Do you take new patients?", "Thanks!",
+           "Where do I park?")
+SPOKEN = ("Please book an appointment for tomorrow morning", "Can you call me back later")
+
+
+def user_address(index: int) -> str:
+    """Reserved fiction numbers (UK 07700 900xxx)."""
+    return f"whatsapp:+4477009{index:05d}"
+
+
+def voice_clips() -> list[bytes]:
+    """Real speech as WhatsApp voice notes, or nothing when espeak-ng/opusenc are missing."""
+    try:
+        return [speak(sentence) for sentence in SPOKEN]
+    except MissingTool:
+        return []
+
+
+@dataclass
+class LoadPlan:
+    users: int = 20
+    duration_s: float = 120.0
+    max_messages: int = 2000
+    seed: int = 1
+    think_s: tuple[float, float] = (1.0, 4.0)  # pause between a user's actions
+
+
+@dataclass
+class Load:
+    sim: SimClient
+    business: str
+    plan: LoadPlan
+    clips: list[bytes] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
+    _started: float = field(default_factory=time.monotonic)
+    _count: int = 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _budget_left(self) -> bool:
+        return self.elapsed() < self.plan.duration_s and self._count < self.plan.max_messages
+
+    async def run(self) -> list[Sent]:
+        self._started = time.monotonic()
+        await asyncio.gather(*(self._user(i) for i in range(1, self.plan.users + 1)))
+        return self.sent
+
+    async def _user(self, index: int) -> None:
+        rng = random.Random(self.plan.seed * 100_003 + index)
+        user, mine = user_address(index), list[str | None]()
+        # Users start spread over the first seconds rather than all at once.
+        await asyncio.sleep(rng.uniform(0, min(self.plan.think_s[1], self.plan.duration_s)))
+        while self._budget_left():
+            roll = rng.random()
+            if roll < 0.55 or (roll < 0.7 and not self.clips):
+                mine.append(await self._text(user, index, rng, "text"))
+            elif roll < 0.7:
+                mine.append(await self._send(user, "voice", media=rng.choice(self.clips)))
+            elif roll < 0.87:
+                for _ in range(rng.randint(2, 3)):  # faster than a reply comes back
+                    mine.append(await self._text(user, index, rng, "burst"))
+            elif known := [sid for sid in mine if sid]:
+                await self._redeliver(user, rng.choice(known), concurrently=rng.random() < 0.3)
+            await asyncio.sleep(rng.uniform(*self.plan.think_s))
+
+    async def _text(self, user: str, index: int, rng: random.Random, kind: str) -> str | None:
+        # Unique per message, so each reply (the simulator's echo) can be told apart.
+        return await self._send(user, kind, text=f"[{index}-{self._count}] {rng.choice(PHRASES)}")
+
+    async def _send(self, user: str, kind: str, text: str = "",
+                    media: bytes | None = None) -> str | None:
+        """Answers the MessageSid, or None when the simulator could not be reached."""
+        self._count += 1
+        at = self.elapsed()
+        try:
+            answer = await self.sim.inbound(user, self.business, text,
+                                            media=[("audio/ogg", media)] if media else None)
+        except httpx.HTTPError:
+            self.sent.append(Sent(f"unsent-{self._count}", user, kind, None, at))
+            return None
+        self.sent.append(Sent(answer["message_sid"], user, kind, answer["status_code"], at))
+        return str(answer["message_sid"])
+
+    async def _redeliver(self, user: str, sid: str, *, concurrently: bool) -> None:
+        """Twilio delivering the same webhook again (twice at once, sometimes)."""
+        at = self.elapsed()
+        times = 2 if concurrently else 1
+        answers = await asyncio.gather(*(self.sim.redeliver(sid) for _ in range(times)),
+                                       return_exceptions=True)
+        for answer in answers:
+            status = answer.get("status_code") if isinstance(answer, dict) else None
+            self.sent.append(Sent(sid, user, "redelivery", status, at))

@@ -6,11 +6,15 @@ import asyncio
 import time
 
 import nats
+import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
+from switchboard_contracts.topology import GATEWAY
 from switchboard_devstack.embedded import NatsCluster
+from switchboard_runtime.bus import ensure_stream
+from switchboard_tenants.kv import BUCKET, open_bucket
 
 
 async def _publish(js: JetStreamContext, subject: str, msg_id: str, timeout_s: float = 30) -> None:
@@ -69,5 +73,21 @@ async def test_the_cluster_stores_a_stream_on_all_three_nodes(nats_cluster: Nats
         members = {info.cluster.leader, *(replica.name for replica in info.cluster.replicas)}
         assert members == {node.name for node in nats_cluster.nodes}
         assert all(replica.current for replica in info.cluster.replicas)
+    finally:
+        await nc.close()
+
+
+async def test_the_replica_settings_give_streams_and_kv_buckets_three_replicas(
+    nats_cluster: NatsCluster, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SB_STREAM_DEFAULT_REPLICAS", "3")
+    monkeypatch.setenv("SB_KV_REPLICAS", "3")
+    nc = await nats.connect(servers=nats_cluster.url.split(","))
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, GATEWAY)
+        await open_bucket(js)  # the tenants' directory
+        assert (await js.stream_info(GATEWAY.name)).config.num_replicas == 3
+        assert (await js.stream_info(f"KV_{BUCKET}")).config.num_replicas == 3
     finally:
         await nc.close()

@@ -18,6 +18,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from switchboard_runtime.bus.kv import kv_replicas
 from switchboard_runtime.telemetry import get_logger
 
 from .models import TenantRecord, number_digits
@@ -35,7 +36,7 @@ class BucketSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SB_KV_TENANTS_", extra="ignore")
 
-    replicas: int = 1
+    replicas: int | None = None  # unset: SB_KV_REPLICAS
     storage: StorageType = StorageType.FILE
 
 
@@ -49,7 +50,7 @@ async def open_bucket(js: JetStreamContext) -> KeyValue:
             bucket=BUCKET,
             description="Tenant directory: records and routing keys, published from Postgres",
             history=1,
-            replicas=settings.replicas,
+            replicas=kv_replicas(settings.replicas),
             storage=settings.storage,
         )
         kv = await js.create_key_value(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from switchboard_tenants.settings import TenantServiceSettings
 
 
@@ -39,9 +39,15 @@ class SenderSettings(TenantServiceSettings):
     # A status callback for a MessageSid not known yet is retried this long (the send that
     # produced it may still be being recorded), then ignored.
     unknown_sid_grace_s: float = 15.0
-    # The MessageSid -> reply map (KV bucket `sender-messages`).
+    # One reply going out per conversation (KV bucket `sender-going-out`): a reply for a newer
+    # turn waits, polling this often, until the earlier one is done or has not renewed its
+    # lease (before each part) for reply_lease_s (its sender died and its event is not
+    # coming back).
+    reply_wait_poll_s: float = Field(default=1.0, gt=0)
+    reply_lease_s: float = Field(default=120.0, gt=0)
+    # The MessageSid -> reply map (KV bucket `sender-messages`); the replicas apply to both.
     messages_kv_ttl_days: float = 30.0
-    messages_kv_replicas: int = 1
+    messages_kv_replicas: int | None = None  # unset: SB_KV_REPLICAS
 
     @field_validator("gateway_public_url", "twilio_api_base_url")
     @classmethod

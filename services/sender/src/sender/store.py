@@ -23,6 +23,7 @@ from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import SENDER
 from switchboard_runtime.aggregate import append, replay
 from switchboard_runtime.bus import Publisher
+from switchboard_runtime.bus.kv import kv_replicas
 from switchboard_runtime.telemetry import get_logger, inject_headers
 
 from .state import ReplyState, fold, reply_subject, reply_tree
@@ -44,7 +45,7 @@ def rfc3339_ceil(moment: datetime) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def open_messages_bucket(js: JetStreamContext, ttl_days: float, replicas: int
+async def open_messages_bucket(js: JetStreamContext, ttl_days: float, replicas: int | None
                                ) -> KeyValue:
     try:
         return await js.key_value(MESSAGES_BUCKET)
@@ -52,7 +53,7 @@ async def open_messages_bucket(js: JetStreamContext, ttl_days: float, replicas: 
         return await js.create_key_value(KeyValueConfig(
             bucket=MESSAGES_BUCKET,
             description="Sender: MessageSid -> reply id and part, for status callbacks",
-            history=1, ttl=ttl_days * 86400, replicas=replicas,
+            history=1, ttl=ttl_days * 86400, replicas=kv_replicas(replicas),
         ))
 
 

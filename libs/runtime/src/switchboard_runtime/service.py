@@ -109,7 +109,7 @@ class Service:
         configure_logging(self.name, self.settings.log_level)
         configure_tracing(self.name, self.settings.otel_exporter_otlp_endpoint)
         self._nc = await nats.connect(
-            self.settings.nats_url,
+            self.settings.nats_url.split(","),  # a cluster: every node's URL, comma-separated
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

@@ -1,0 +1,270 @@
+"""Rate limits that hold across replicas, without a round trip per decision (docs/adr/0012).
+
+Every replica counts hits locally and, every ``sync_interval_s`` in the background, adds its
+unsynced hits to a JetStream distributed counter (ADR-49, server 2.12+: a publish with
+``Nats-Incr: +<delta>`` to a stream with ``allow_msg_counter``; the PubAck carries the
+subject's new total, so the same request teaches the replica what the others counted; keys
+only consulted are synced with ``+0`` to learn theirs). One
+subject per (scope, window length, window, key digest):
+``limits.<service>.<scope>.<window_s>s.<window index>.<digest>``.
+
+A decision is the sliding-window-counter estimate (the previous window's total weighted by
+how much of it still overlaps, plus the current window's total), each total being the global
+one at the last sync plus the hits this replica has not synced yet. A replica may admit at
+most ``burst`` unsynced hits per key (what the rate allows in one sync interval, at least 1);
+the next decision on that key first syncs it (a round trip, for that bursting key only). So
+across R replicas a window admits at most ``amount + R x burst``.
+
+When NATS is unreachable (not connected, or a sync fails or times out) decisions are local:
+each replica holds the full limit on its own, as the per-replica limiter did, and its unsynced
+hits are added to the shared count once NATS is back (while their window still matters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from prometheus_client import Counter
+
+from .bus.streams import StreamOverrides
+from .telemetry import get_logger
+
+log = get_logger(__name__)
+
+SYNC_FAILURES = Counter(
+    "switchboard_limits_sync_failures_total",
+    "Syncs of shared rate-limit counters that failed (decisions were local meanwhile)",
+    ["service"],
+)
+WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*(second|minute|hour|day)s?\s*$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    amount: int
+    window_s: int
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``"20/minute"``, ``"300 per second"``, ``"5/10 seconds"``."""
+        match = _RATE.match(text)
+        if match is None or int(match[1]) < 1:
+            raise ValueError(f"not a rate: {text!r} (expected e.g. 20/minute)")
+        return cls(int(match[1]), int(match[2] or 1) * WINDOWS[match[3].lower()])
+
+    def burst(self, sync_interval_s: float) -> int:
+        """Unsynced hits a replica may admit per key: what the rate allows in one interval."""
+        return max(1, math.ceil(self.amount * sync_interval_s / self.window_s))
+
+
+@dataclass(slots=True)
+class _Count:
+    synced: int = 0  # the global total at the last sync (our synced hits included)
+    in_flight: int = 0  # hits being added by a sync not yet answered
+    pending: int = 0  # hits counted here and not sent yet
+    known: bool = False  # synced at least once
+    consulted: bool = False  # decided on since the last sync: learn its total again
+
+    @property
+    def total(self) -> int:
+        return self.synced + self.in_flight + self.pending
+
+
+_Key = tuple[str, int, int, str]  # scope, window_s, window index, digest
+
+
+class SharedCounters:
+    """The counters of one service's limits, in its ``LIMITS_<SERVICE>`` counter stream."""
+
+    def __init__(self, nc: NATS, service: str, *, sync_interval_s: float = 0.2,
+                 timeout_s: float = 0.5, max_age_s: float = 3600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._nc = nc
+        self._service = service
+        self.stream = f"LIMITS_{service.upper()}"
+        self.sync_interval_s = sync_interval_s
+        self._timeout_s = timeout_s
+        self._max_age_s = max_age_s
+        self._clock = clock  # wall clock: every replica must agree on window boundaries
+        self._counts: dict[_Key, _Count] = {}
+        self._syncing: dict[_Key, asyncio.Task[None]] = {}
+        self._local_until = 0.0  # after a failed sync, decide locally until then
+        self._task: asyncio.Task[None] | None = None
+        self._stream_missing = False
+
+    async def start(self) -> None:
+        await self._ensure_stream()
+        self._task = asyncio.create_task(self._run(), name=f"limits-sync-{self._service}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._shared():  # the last hits, so other replicas still see them
+            await self._sync(self._due())
+
+    def limit(self, scope: str, rate: Rate) -> SharedLimit:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", scope):
+            raise ValueError(f"scope {scope!r} must be one subject token")
+        return SharedLimit(self, scope, rate)
+
+    # -- counting (SharedLimit's side) ---------------------------------------------------------
+    def _keys(self, scope: str, rate: Rate, key: str) -> tuple[_Key, _Key, float]:
+        """The current and previous windows' keys, and how much of the previous one counts."""
+        now = self._clock()
+        index = int(now // rate.window_s)
+        digest = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()  # no raw key out
+        weight = 1.0 - (now - index * rate.window_s) / rate.window_s
+        return ((scope, rate.window_s, index, digest), (scope, rate.window_s, index - 1, digest),
+                weight)
+
+    def _count(self, key: _Key) -> _Count:
+        count = self._counts.get(key)
+        if count is None:
+            count = self._counts[key] = _Count()
+        return count
+
+    def _estimate(self, scope: str, rate: Rate, key: str) -> tuple[float, _Count]:
+        current, previous, weight = self._keys(scope, rate, key)
+        count = self._count(current)
+        count.consulted = True
+        return self._count(previous).total * weight + count.total, count
+
+    def _add(self, scope: str, rate: Rate, key: str, hits: int) -> None:
+        current, _, _ = self._keys(scope, rate, key)
+        self._count(current).pending += hits
+
+    async def _sync_now(self, scope: str, rate: Rate, key: str) -> None:
+        """Sync this key's windows before a decision (its unsynced budget is spent)."""
+        current, previous, _ = self._keys(scope, rate, key)
+        await self._sync([current, previous])
+
+    # -- syncing -------------------------------------------------------------------------------
+    def _shared(self) -> bool:
+        """Whether decisions may wait for a sync (else they are local)."""
+        return self._nc.is_connected and time.monotonic() >= self._local_until
+
+    def _due(self) -> list[_Key]:
+        return [key for key, count in self._counts.items()
+                if count.pending or count.consulted or not count.known]
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync_interval_s)
+            self._forget_old()
+            if self._stream_missing and self._nc.is_connected:
+                with contextlib.suppress(Exception):  # tried again on the next round
+                    await self._ensure_stream()
+                    self._stream_missing = False
+            if self._shared():
+                await self._sync(self._due())
+
+    async def _sync(self, keys: Iterable[_Key]) -> None:
+        tasks = []
+        for key in keys:
+            task = self._syncing.get(key)
+            if task is None:  # one sync per key at a time; later callers wait for it
+                task = self._syncing[key] = asyncio.create_task(self._sync_one(key))
+                task.add_done_callback(self._synced(key))
+            tasks.append(task)
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    def _synced(self, key: _Key) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self._syncing.pop(key, None)
+
+        return done
+
+    async def _sync_one(self, key: _Key) -> None:
+        count = self._count(key)
+        delta, count.pending, count.consulted = count.pending, 0, False
+        count.in_flight += delta
+        scope, window_s, index, digest = key
+        subject = f"limits.{self._service}.{scope}.{window_s}s.{index}.{digest}"
+        try:
+            reply = await self._nc.request(subject, b"", timeout=self._timeout_s,
+                                           headers={"Nats-Incr": f"+{delta}"})
+            answer = json.loads(reply.data)
+            total = int(answer["val"])
+        except Exception as exc:  # any failure: decide locally for a while
+            # A memory stream does not outlive a single server's restart: create it again.
+            self._stream_missing |= isinstance(exc, NoRespondersError)
+            count.pending += delta
+            self._local_until = time.monotonic() + self.sync_interval_s
+            SYNC_FAILURES.labels(self._service).inc()
+            log.warning("shared rate-limit sync failed: deciding per replica",
+                        error=type(exc).__name__)
+            return
+        finally:
+            count.in_flight -= delta
+        # Answers may come back out of order; a counter only grows within its window.
+        count.synced = max(count.synced, total)
+        count.known = True
+
+    def _forget_old(self) -> None:
+        now = self._clock()
+        for key in [k for k in self._counts if (k[2] + 2) * k[1] <= now]:
+            if key not in self._syncing:
+                del self._counts[key]
+
+    async def _ensure_stream(self) -> None:
+        own = StreamOverrides(_env_prefix=f"SB_STREAM_{self.stream}_")
+        default = StreamOverrides(_env_prefix="SB_STREAM_DEFAULT_")
+        replicas = own.replicas or default.replicas or 1
+        config = StreamConfig(
+            name=self.stream, subjects=[f"limits.{self._service}.>"],
+            description=f"Shared rate-limit counters of the {self._service} (one per window)",
+            allow_msg_counter=True, storage=StorageType.MEMORY, max_msgs_per_subject=1,
+            max_age=self._max_age_s, num_replicas=replicas, allow_direct=True,
+        )
+        js = self._nc.jetstream()
+        try:
+            await js.update_stream(config)
+        except (NotFoundError, BadRequestError):
+            await js.add_stream(config)
+
+
+class SharedLimit:
+    """One rate per key, e.g. 20/minute per (tenant, sender), held across replicas."""
+
+    def __init__(self, counters: SharedCounters, scope: str, rate: Rate) -> None:
+        self._counters = counters
+        self.scope = scope
+        self.rate = rate
+        self.burst = rate.burst(counters.sync_interval_s)
+
+    async def allowed(self, key: str) -> bool:
+        """Whether one more hit fits, without counting it."""
+        estimate, count = self._counters._estimate(self.scope, self.rate, key)
+        # Hits admitted by others while this one waited are not in that sync: until the
+        # unsynced hits are under the burst again (or the sync fails and decisions go local).
+        while count.pending >= self.burst and self._counters._shared():
+            await self._counters._sync_now(self.scope, self.rate, key)
+            estimate, count = self._counters._estimate(self.scope, self.rate, key)
+        return estimate + 1 <= self.rate.amount
+
+    def count(self, key: str, hits: int = 1) -> None:
+        """Count hits now (locally; the next sync shares them)."""
+        self._counters._add(self.scope, self.rate, key, hits)
+
+    async def hit(self, key: str) -> bool:
+        """Count one hit if it fits; answers whether it did."""
+        if not await self.allowed(key):
+            return False
+        self.count(key)
+        return True

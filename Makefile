@@ -27,7 +27,8 @@ system-packages:
 	  else echo "install $(SYSTEM_PACKAGES) for the voice-note tests and /say"; fi; \
 	fi
 
-run: setup
+# SB_DEV_NATS_CLUSTER=1: a 3-node NATS cluster (R3 streams); SB_DEV_REPLICAS=N: N processes per service.
+run: setup system-packages
 	$(VENV)/switchboard-dev run
 
 chat: setup

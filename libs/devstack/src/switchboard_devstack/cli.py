@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from . import demo
+from .embedded import NatsCluster
 from .stack import Stack, bin_path, preferred_port
 
 app = typer.Typer(help="Local development stack on embedded NATS and Postgres.",
@@ -24,8 +25,9 @@ def main() -> None:
     """Local development stack on embedded NATS and Postgres."""
 
 
-def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
-    """Every process of the stack, and the settings scripts need to reach it."""
+def _compose(stack: Stack, tenant: demo.Demo, replicas: int) -> dict[str, str]:
+    """Every process of the stack (``replicas`` of each service), and the settings scripts
+    need to reach it."""
     gateway_port, sim_port = preferred_port(8080), preferred_port(8090)
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     sim_url = f"http://127.0.0.1:{sim_port}"
@@ -34,9 +36,9 @@ def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
     sim_config = tenant.simulator_config(stack.root / "simulator.json", webhook)
     stack.add("twilio-sim", [bin_path("twilio-sim"), "--port", str(sim_port),
                              "--config", str(sim_config)], sim_port)
-    stack.add("gateway", [bin_path("switchboard-gateway")], gateway_port,
-              HTTP_PORT=str(gateway_port), PUBLIC_BASE_URL=gateway_url,
-              SB_TENANT_KEYS=tenant.tenant_key)
+    # The simulator posts to the first gateway; more replicas listen on ports of their own.
+    stack.add("gateway", [bin_path("switchboard-gateway")], gateway_port, replicas,
+              PUBLIC_BASE_URL=gateway_url, SB_TENANT_KEYS=tenant.tenant_key)
     read_api_port = preferred_port(8085)
     for name, port, extra in (
         ("conversation", preferred_port(8081), {}),
@@ -49,11 +51,12 @@ def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
          {"MEDIA_ALLOWED_HOSTS": f"127.0.0.1:{sim_port}"}),
         ("projection", read_api_port, {}),
     ):
-        stack.add(name, [bin_path(f"switchboard-{name}")], port, HTTP_PORT=str(port),
+        stack.add(name, [bin_path(f"switchboard-{name}")], port, replicas,
                   SB_TENANT_KEYS=tenant.tenant_key, **extra)
     read_api_url = f"http://127.0.0.1:{read_api_port}"
     return {
-        "NATS_URL": stack.nats.url,
+        # One node's URL, which every script's client takes (it learns the other nodes from it).
+        "NATS_URL": stack.nats.url.split(",")[0],
         "DATABASE_URL": stack.postgres.url,
         "SB_TENANT_KEYS": tenant.tenant_key,
         "SB_GATEWAY_URL": gateway_url,
@@ -71,9 +74,14 @@ def _compose(stack: Stack, tenant: demo.Demo) -> dict[str, str]:
 @app.command()
 def run(
     state: Annotated[Path, typer.Option(help="where data and logs are kept")] = Path(".run"),
+    cluster: Annotated[bool, typer.Option(
+        envvar="SB_DEV_NATS_CLUSTER", help="a 3-node NATS JetStream cluster, R3 streams")] = False,
+    replicas: Annotated[int, typer.Option(
+        envvar="SB_DEV_REPLICAS", min=1, help="processes per service")] = 1,
 ) -> None:
-    """Start NATS, Postgres, the Twilio simulator and every service; Ctrl-C stops them."""
-    stack = Stack.prepare(state.resolve())
+    """Start NATS, Postgres, the Twilio simulator and every service; a process that dies is
+    restarted; Ctrl-C stops them all."""
+    stack = Stack.prepare(state.resolve(), cluster=cluster)
     stopping = {"now": False}
 
     def request_stop(*_: object) -> None:
@@ -84,15 +92,17 @@ def run(
     try:
         console.print("[bold]Starting Switchboard[/bold] on embedded NATS and Postgres...")
         stack.start_servers()
+        for name, value in stack.replica_settings.items():  # for the tenant bucket made here
+            os.environ.setdefault(name, value)
         tenant = demo.Demo.load_or_create(stack.root)
         asyncio.run(tenant.register(stack.postgres.url, stack.nats.url))
-        settings = _compose(stack, tenant)
+        settings = _compose(stack, tenant, replicas)
         stack.start_processes()
         env_file = stack.root / "stack.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         env_file.chmod(0o600)
         _announce(stack, settings, env_file)
-        stack.watch(lambda: stopping["now"])
+        stack.supervise(lambda: stopping["now"])
     finally:
         console.print("Stopping...")
         stack.stop()
@@ -100,11 +110,13 @@ def run(
 
 
 def _announce(stack: Stack, settings: dict[str, str], env_file: Path) -> None:
-    console.print(f"  NATS JetStream   {stack.nats.url} "
-                  f"(monitoring http://127.0.0.1:{stack.nats.monitor_port})")
+    nodes = stack.nats.nodes if isinstance(stack.nats, NatsCluster) else [stack.nats]
+    for node in nodes:
+        console.print(f"  NATS JetStream   {node.url} {node.name} "
+                      f"(monitoring http://127.0.0.1:{node.monitor_port})")
     console.print(f"  Postgres         {stack.postgres.url}")
     for process in stack.processes:
-        console.print(f"  {process.name:<16} {process.url}")
+        console.print(f"  {process.label:<16} {process.url}")
     console.print(f"  webhook (as configured in the simulator): {settings['SB_WEBHOOK_URL']}")
     console.print(f"  demo tenant: number {settings['SB_CHAT_TO']}, "
                   f"account {settings['SB_ACCOUNT_SID']}")

@@ -55,7 +55,7 @@ class Demo:
         apply_migrations(database_url)
         cipher = TokenCipher([self.tenant_key])
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url.split(","))  # a cluster: every node's URL
         try:
             publisher = DirectoryPublisher(await open_bucket(nc.jetstream()))
             tenants = TenantRepository(pool, cipher, publisher)

@@ -12,6 +12,15 @@ from nats.js import JetStreamContext
 from projection.consumer import caught_up
 from projection.readmodels import TABLES
 from projection.settings import ProjectionSettings
+from pydantic import SecretStr
+from switchboard_tenants import (
+    DirectoryPublisher,
+    NewTenant,
+    TenantRepository,
+    TokenCipher,
+    generate_key,
+    open_bucket,
+)
 
 Snapshot = dict[str, list[dict[str, Any]]]
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -26,6 +35,14 @@ def settings_for(nats_url: str, database_url: str, **overrides: object) -> Proje
     return ProjectionSettings(**values)  # type: ignore[arg-type]
 
 
+async def add_tenant(db: asyncpg.Pool, js: JetStreamContext, tenant_id: str, n: int = 0) -> str:
+    """The tenant (its account AC<n...>, its number +1415555010<n>) and a read-API key."""
+    repo = TenantRepository(db, TokenCipher([generate_key()]),
+                            DirectoryPublisher(await open_bucket(js)))
+    await repo.add(NewTenant(tenant_id=tenant_id, name=tenant_id, account_sid="AC" + f"{n}" * 32,
+                             auth_token=SecretStr("t" * 32),
+                             numbers=(f"whatsapp:+1415555010{n}",)))
+    return await repo.add_api_key(tenant_id)
 
 
 async def wait_caught_up(js: JetStreamContext, timeout_s: float = 20.0) -> None:

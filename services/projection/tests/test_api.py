@@ -9,18 +9,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from nats.js import JetStreamContext
-from projection_helpers import START, wait_caught_up
+from projection_helpers import START, add_tenant, wait_caught_up
 from projection_scripts import ConversationScript, publish
-from pydantic import SecretStr
 from switchboard_runtime import Service
-from switchboard_tenants import (
-    DirectoryPublisher,
-    NewTenant,
-    TenantRepository,
-    TokenCipher,
-    generate_key,
-    open_bucket,
-)
 
 ADA, BOB, CAROL = "whatsapp:+447700900001", "whatsapp:+447700900002", "whatsapp:+447700900003"
 
@@ -39,14 +30,8 @@ class World:
 @pytest.fixture
 async def world(projection: Service, js: JetStreamContext) -> World:
     assert projection.db is not None
-    repo = TenantRepository(projection.db, TokenCipher([generate_key()]),
-                            DirectoryPublisher(await open_bucket(js)))
-    keys = {}
-    for n, tenant in enumerate(("clinic", "garage")):
-        await repo.add(NewTenant(tenant_id=tenant, name=tenant, account_sid="AC" + f"{n}" * 32,
-                                 auth_token=SecretStr("t" * 32),
-                                 numbers=(f"whatsapp:+1415555010{n}",)))
-        keys[tenant] = await repo.add_api_key(tenant)
+    keys = {tenant: await add_tenant(projection.db, js, tenant, n)
+            for n, tenant in enumerate(("clinic", "garage"))}
     ada = ConversationScript("clinic", ADA, start=START)
     ada_sids = [ada.text_message("Do you do whitening?", reply="Yes, we do. Book online.",
                                  parts=2),

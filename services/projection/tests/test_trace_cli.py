@@ -6,30 +6,17 @@ import asyncio
 
 from nats.js import JetStreamContext
 from projection import trace_cli
-from projection_helpers import START, wait_caught_up
+from projection_helpers import START, add_tenant, wait_caught_up
 from projection_scripts import ConversationScript, publish
-from pydantic import SecretStr
 from switchboard_devstack.serving import serve_here
 from switchboard_runtime import Service
-from switchboard_tenants import (
-    DirectoryPublisher,
-    NewTenant,
-    TenantRepository,
-    TokenCipher,
-    generate_key,
-    open_bucket,
-)
 from typer.testing import CliRunner
 
 
 async def test_trace_draws_each_hop_with_its_latency(projection: Service,
                                                      js: JetStreamContext) -> None:
     assert projection.db is not None
-    repo = TenantRepository(projection.db, TokenCipher([generate_key()]),
-                            DirectoryPublisher(await open_bucket(js)))
-    await repo.add(NewTenant(tenant_id="clinic", name="Clinic", account_sid="AC" + "1" * 32,
-                             auth_token=SecretStr("t" * 32)))
-    key = await repo.add_api_key("clinic")
+    key = await add_tenant(projection.db, js, "clinic")
     talk = ConversationScript("clinic", "whatsapp:+447700900001", start=START)
     sid = talk.voice_note("Where are you", reply="Main street 1.")
     await publish(js, talk.events)

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from switchboard_contracts.topology import DEADLETTER
 from switchboard_runtime import Service
 
-from .api import instrument, read_api
+from .api import install_error_handlers, instrument, read_api
 from .consumer import PROJECTED, Projector
 from .schema import apply_migrations
 from .settings import ProjectionSettings
@@ -31,6 +31,7 @@ def build(settings: ProjectionSettings | None = None) -> Service:
                       app=app)
     app.include_router(read_api(lambda: service.db, settings))
     instrument(app)
+    install_error_handlers(app)
     projectors: list[Projector] = []
 
     @service.on_start

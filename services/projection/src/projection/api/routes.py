@@ -5,7 +5,6 @@ a correlation_id and dead letters, for the tenant whose API key is presented."""
 # annotations name aliases local to read_api().
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
 import asyncpg
@@ -13,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 
 from .. import metrics
 from ..settings import ProjectionSettings
-from . import models, queries
+from . import models, params, queries
 from .auth import tenant_dependency
 
 T = TypeVar("T")
@@ -21,9 +20,11 @@ T = TypeVar("T")
 NOT_FOUND = "not found"  # the same for a missing resource and another tenant's
 
 ERRORS: dict[int | str, dict[str, str]] = {
+    400: {"description": "A malformed cursor, or a value the database cannot take"},
     401: {"description": "No API key, or an invalid one"},
     404: {"description": "No such resource for this key's tenant"},
 }
+ConversationId = Annotated[str, params.id_path("the conversation's id")]
 
 
 def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettings) -> APIRouter:
@@ -36,7 +37,6 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
     Tenant = Annotated[str, Depends(tenant_dependency(db))]
     Limit = Annotated[int, Query(ge=1, le=settings.api_max_page_size,
                                  description="items per page")]
-    Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
     page_size = settings.api_page_size
     router = APIRouter(prefix="/v1", tags=["read"], responses=ERRORS)
 
@@ -44,24 +44,26 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
     async def list_conversations(
         tenant: Tenant,
         status: Annotated[Literal["open", "closed"] | None, Query()] = None,
-        user: Annotated[str | None, Query(description="part of the user's address")] = None,
-        q: Annotated[str | None, Query(description="words in a message or transcript")] = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
+        user: Annotated[str | None, params.text_query("part of the user's address")] = None,
+        q: Annotated[str | None, params.text_query("words in a message or transcript")] = None,
+        updated_after: Annotated[params.Time | None, Query()] = None,
+        updated_before: Annotated[params.Time | None, Query()] = None,
         limit: Limit = page_size,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
     ) -> models.Page[models.Conversation]:
         where = queries.ConversationFilter(status, user, q, updated_after, updated_before)
         return await queries.list_conversations(db(), tenant, where, limit, cursor)
 
     @router.get("/conversations/{conversation_id}", summary="One conversation")
-    async def get_conversation(tenant: Tenant, conversation_id: str) -> models.Conversation:
+    async def get_conversation(tenant: Tenant, conversation_id: ConversationId
+                               ) -> models.Conversation:
         return _found(await queries.get_conversation(db(), tenant, conversation_id))
 
     @router.get("/conversations/{conversation_id}/messages",
                 summary="A conversation's messages, oldest first, with their delivery state")
-    async def list_messages(tenant: Tenant, conversation_id: str, limit: Limit = page_size,
-                            cursor: Cursor = None) -> models.Page[models.Message]:
+    async def list_messages(tenant: Tenant, conversation_id: ConversationId,
+                            limit: Limit = page_size,
+                            cursor: params.Cursor = None) -> models.Page[models.Message]:
         _found(await queries.get_conversation(db(), tenant, conversation_id))
         return await queries.list_messages(db(), tenant, conversation_id, limit, cursor)
 
@@ -69,18 +71,24 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
                 summary="A message and where it is in its journey (parts, Twilio statuses)",
                 description="`message_id` is the inbound MessageSid, a reply's id, or the "
                             "Twilio sid of one of a reply's parts.")
-    async def get_message(tenant: Tenant, message_id: str) -> models.Message:
+    async def get_message(
+        tenant: Tenant,
+        message_id: Annotated[str, params.id_path("a MessageSid, reply id or part's sid")],
+    ) -> models.Message:
         return _found(await queries.get_message(db(), tenant, message_id))
 
     @router.get("/timelines/{correlation_id}",
                 summary="Every event of a correlation_id, with each hop's latency")
-    async def get_timeline(tenant: Tenant, correlation_id: str, limit: Limit = page_size,
-                           cursor: Cursor = None) -> models.Timeline:
+    async def get_timeline(
+        tenant: Tenant,
+        correlation_id: Annotated[str, params.id_path("the correlation_id")],
+        limit: Limit = page_size, cursor: params.Cursor = None,
+    ) -> models.Timeline:
         return _found(await queries.get_timeline(db(), tenant, correlation_id, limit, cursor))
 
     @router.get("/dead-letters", summary="Events a consumer gave up on, newest first")
     async def list_dead_letters(tenant: Tenant, limit: Limit = page_size,
-                                cursor: Cursor = None) -> models.Page[models.DeadLetter]:
+                                cursor: params.Cursor = None) -> models.Page[models.DeadLetter]:
         return await queries.list_dead_letters(db(), tenant, limit, cursor)
 
     return router

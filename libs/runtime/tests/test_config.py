@@ -43,6 +43,7 @@ def test_development_starts_with_defaults(monkeypatch) -> None:
     assert WithSecret().allow_unsigned is False
 
 
+@pytest.mark.integration  # a whole Python process
 def test_a_service_process_exits_naming_the_setting() -> None:
     script = (
         "from switchboard_runtime import ServiceSettings, Service\n"

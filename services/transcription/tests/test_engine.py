@@ -16,6 +16,9 @@ from transcription.main import model_spec
 from transcription.settings import TranscriptionSettings
 from transcription_helpers import KEY_WORDS, encode, wav_samples
 
+# The real model and espeak-ng: seconds per test, not a unit.
+pytestmark = pytest.mark.integration
+
 SUPPORTED = frozenset({"en", "es", "pt", "de"})
 
 

@@ -17,6 +17,9 @@ from transcription.model_files import (
 )
 from typer.testing import CliRunner
 
+# Copies and hashes the real model's parts (about 140 MB): not a unit.
+pytestmark = pytest.mark.integration
+
 
 def part_sizes() -> int:
     return sum(len((files(pkg) / "data" / name).read_bytes()) for pkg, name in (

@@ -30,6 +30,7 @@ from .bus import (
     ensure_streams,
 )
 from .bus.collector import AdvisoryCollector
+from .bus.deadletters import REPLAY
 from .config import ServiceSettings
 from .telemetry import configure_logging, configure_tracing, get_logger
 
@@ -118,7 +119,7 @@ class Service:
             reconnected_cb=self._on_reconnect,
         )
         self._js = self._nc.jetstream()
-        await ensure_streams(self._js, (*self.owns, DEADLETTER, ADVISORIES))
+        await ensure_streams(self._js, (*self.owns, DEADLETTER, REPLAY, ADVISORIES))
         for spec in self.reads:  # so a service can start before the owners of its inputs
             await ensure_input_stream(self._js, spec)
         if self.settings.database_url:
@@ -130,7 +131,8 @@ class Service:
         ]
         if self._consumers:
             self._consumers.append(
-                AdvisoryCollector(self._js, self.name, [c.spec for c in self._consumers])
+                AdvisoryCollector(self._js, self.name,
+                                  [s for c in self._consumers for s in c.specs])
             )
         for consumer in self._consumers:
             await consumer.start()

@@ -15,6 +15,8 @@ from .deadletters import advisory_subject, file_max_deliveries_advisory
 class AdvisoryCollector(Consumer):
     """A durable consumer on the ADVISORIES stream, filtered to the watched consumers."""
 
+    takes_replays = False  # it files dead letters; none of its own to replay
+
     def __init__(self, js: JetStreamContext, service: str, watched: Sequence[ConsumerSpec]) -> None:
         spec = ConsumerSpec(
             durable=f"{service}-deadletters",

@@ -5,6 +5,10 @@ that continues the producer's trace, then ack. A failing handler is nak'd with a
 grows with the delivery count (the server's BackOff only applies to ack timeouts); on its
 last delivery, a poison message, or an unknown major version, the event goes to the
 dead-letter stream with the reason and is terminated.
+
+Each consumer also reads its own replay subject (a second durable on the REPLAY stream), where
+an operator sends its dead letters back, with the same handlers and rules; and it reports its
+lag from the server on a timer, so a stuck consumer shows a growing backlog.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from nats.aio.msg import Msg
@@ -29,8 +33,15 @@ from switchboard_contracts import Envelope, Event, Registry, UnknownEventType, U
 from switchboard_contracts import registry as default_registry
 
 from ..telemetry import extract_context, get_logger
-from ..telemetry.metrics import CONSUMER_LAG, EVENTS_HANDLED, EVENTS_REDELIVERED, HANDLER_SECONDS
-from .deadletters import dead_letter
+from ..telemetry.metrics import (
+    CONSUMER_ACK_PENDING,
+    CONSUMER_LAG,
+    EVENTS_HANDLED,
+    EVENTS_REDELIVERED,
+    HANDLER_SECONDS,
+)
+from .deadletters import REPLAY, dead_letter, replay_durable, replay_subject
+from .streams import ensure_input_stream
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("switchboard.bus")
@@ -70,6 +81,7 @@ class ConsumerOverrides(BaseSettings):
     max_deliver: int | None = None
     max_ack_pending: int | None = None
     concurrency: int | None = None
+    lag_interval_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,8 @@ class ConsumerSpec:
     concurrency: int = 1
     # Long handlers (LLM calls, transcription) send progress acks so they are not redelivered.
     long_running: bool = False
+    # How often the lag (pending and unacknowledged messages) is read from the server.
+    lag_interval_s: float = 10.0
 
     def with_env_overrides(self) -> ConsumerSpec:
         """Apply ``SB_CONSUMER_<DURABLE>_<SETTING>`` (durable upper-cased, '-' as '_')."""
@@ -111,8 +125,16 @@ class ConsumerSpec:
     def retry_delay(self, deliveries: int) -> float:
         return self.retry_delays_s[min(deliveries, len(self.retry_delays_s)) - 1]
 
+    def for_replays(self) -> ConsumerSpec:
+        """The same consumer's second durable, on its replay subject."""
+        return replace(self, durable=replay_durable(self.durable), stream=REPLAY.name,
+                       filter_subjects=(replay_subject(self.stream, self.durable),))
+
 
 class Consumer:
+    # Whether dead letters of this consumer can be replayed to it (a second durable).
+    takes_replays: ClassVar[bool] = True
+
     def __init__(
         self,
         js: JetStreamContext,
@@ -121,52 +143,63 @@ class Consumer:
         registry: Registry = default_registry,
     ) -> None:
         self.spec = spec.with_env_overrides()
+        self.replay_spec = self.spec.for_replays() if self.takes_replays else None
         self._js = js
         self._handlers = dict(handlers)
         self._registry = registry
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(self.spec.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def specs(self) -> tuple[ConsumerSpec, ...]:
+        """The durables this consumer reads: its own, and its replay durable if any."""
+        return (self.spec,) if self.replay_spec is None else (self.spec, self.replay_spec)
 
     async def start(self) -> None:
         await self._js.add_consumer(self.spec.stream, self.spec.config())
-        self._loop_task = asyncio.create_task(self._run(), name=f"consumer:{self.spec.durable}")
+        if self.replay_spec is not None:
+            await ensure_input_stream(self._js, REPLAY)
+            await self._js.add_consumer(REPLAY.name, self.replay_spec.config())
+        self._tasks = [asyncio.create_task(self._run(spec), name=f"consumer:{spec.durable}")
+                       for spec in self.specs]
+        self._tasks.append(asyncio.create_task(self._report_lag(),
+                                               name=f"consumer-lag:{self.spec.durable}"))
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight handlers finish (and ack), then return."""
         self._stopping.set()
-        if self._loop_task is not None:
-            await self._loop_task
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self._js.pull_subscribe_bind(
-            durable=self.spec.durable, stream=self.spec.stream
-        )
+    async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
+        return await self._js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
 
-    async def _run(self) -> None:
-        sub = await self._subscribe()
+    async def _run(self, spec: ConsumerSpec) -> None:
+        sub = await self._subscribe(spec)
         while not self._stopping.is_set():
             try:
-                msgs = await sub.fetch(self.spec.batch, timeout=1.0)
+                msgs = await sub.fetch(spec.batch, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception:  # a lost connection or a silent subscription: bind again
-                log.warning("fetch failed, re-binding", consumer=self.spec.durable, exc_info=True)
+                log.warning("fetch failed, re-binding", consumer=spec.durable, exc_info=True)
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
                 with contextlib.suppress(Exception):
-                    sub = await self._subscribe()
+                    sub = await self._subscribe(spec)
                 continue
             if self.spec.concurrency == 1:  # in order, without a task per message
                 for index, msg in enumerate(msgs):
                     if self._stopping.is_set():
                         await self._hand_back(msgs[index:])
                         break
-                    await self._process(msg)
+                    async with self._slots:  # one at a time across both durables too
+                        await self._process(msg)
                 continue
             for index, msg in enumerate(msgs):
                 await self._slots.acquire()
@@ -180,6 +213,25 @@ class Consumer:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
+    async def _report_lag(self) -> None:
+        """Read each durable's backlog from the server every lag_interval_s: set at delivery
+        only, a stuck consumer would show its last value."""
+        while not self._stopping.is_set():
+            for spec in self.specs:
+                try:
+                    info = await self._js.consumer_info(spec.stream, spec.durable)
+                except Exception:  # NATS away or the consumer gone: try again next round
+                    log.debug("consumer info failed", consumer=spec.durable, exc_info=True)
+                    continue
+                CONSUMER_LAG.labels(spec.durable).set(info.num_pending or 0)
+                CONSUMER_ACK_PENDING.labels(spec.durable).set(info.num_ack_pending or 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.spec.lag_interval_s)
+
+    def _durable_of(self, msg: Msg) -> str:
+        """Which durable delivered it (its own or the replay one): the label of its metrics."""
+        return msg.metadata.consumer or self.spec.durable
+
     @staticmethod
     async def _hand_back(msgs: list[Msg]) -> None:
         # Fetched but not started: nak at once so another replica takes them.
@@ -192,8 +244,7 @@ class Consumer:
 
     async def _process(self, msg: Msg) -> None:
         meta = msg.metadata
-        durable = self.spec.durable
-        CONSUMER_LAG.labels(durable).set(meta.num_pending)
+        durable = self._durable_of(msg)
         if meta.num_delivered > 1:
             EVENTS_REDELIVERED.labels(durable).inc()
         try:
@@ -218,7 +269,7 @@ class Consumer:
 
     async def _handle(self, msg: Msg, event: Event[Any], handler: Handler) -> None:
         env = event.envelope
-        durable = self.spec.durable
+        durable = self._durable_of(msg)
         deliveries = msg.metadata.num_delivered
         with (
             structlog.contextvars.bound_contextvars(
@@ -266,7 +317,7 @@ class Consumer:
         delay = self.spec.retry_delay(deliveries)
         log.warning("handler failed, will retry", error=_describe(exc), deliveries=deliveries,
                     retry_in_s=delay)
-        EVENTS_HANDLED.labels(self.spec.durable, env_type, "failed").inc()
+        EVENTS_HANDLED.labels(self._durable_of(msg), env_type, "failed").inc()
         await msg.nak(delay=delay)
 
     async def _reject(
@@ -285,7 +336,7 @@ class Consumer:
             reason=reason,
             error=error,
         )
-        EVENTS_HANDLED.labels(self.spec.durable, env_type, "dead_lettered").inc()
+        EVENTS_HANDLED.labels(self._durable_of(msg), env_type, "dead_lettered").inc()
         await msg.term()
 
     def _keep_alive(self, msg: Msg) -> asyncio.Task[None]:

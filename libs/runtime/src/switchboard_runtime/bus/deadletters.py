@@ -1,9 +1,16 @@
-"""Writing to the dead-letter stream, and catching what ran out of deliveries unanswered.
+"""Writing to the dead-letter stream, catching what ran out of deliveries unanswered, and
+where replays go.
 
 A consumer dead-letters an event itself when its handler fails on the last delivery, rejects
 a poison message, or sees an unknown major version. When a handler never answers (crash,
 ack timeout) on the last delivery, the server's MAX_DELIVERIES advisory is captured in the
 ADVISORIES stream and the collector here fetches the original by sequence and files it.
+
+A replay goes to the REPLAY stream, on a subject only the consumer that failed reads (its
+second durable), never back to the original subject: there it would append to an aggregate's
+history without the version check, or duplicate a fact every other consumer sees again. A
+replay that fails again is dead-lettered under its origin (stream, subject, sequence,
+consumer), so it can be replayed once more.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
-from switchboard_contracts.topology import DEADLETTER, deadletter_subject
+from switchboard_contracts.topology import DEADLETTER, StreamSpec, deadletter_subject
 
 from ..telemetry import get_logger, redact_text
 from ..telemetry.metrics import DEAD_LETTERS
@@ -24,6 +31,44 @@ log = get_logger(__name__)
 
 MAX_DELIVERIES_ADVISORY = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 NO_ANSWER = "max deliveries reached without an answer (handler crashed or timed out)"
+
+# Written by the dead-letter CLI, read by every Consumer (runtime infrastructure, like
+# ADVISORIES: no service owns it, each creates it if missing).
+REPLAY = StreamSpec(
+    "REPLAY", ("replay.>",),
+    "Dead-lettered events sent back, each to the one consumer that had failed it",
+    max_age_days=7.0,
+)
+# Where a replayed event came from, on the replay message.
+REPLAY_OF = "Switchboard-Replay-Of"  # the dead letter's sequence in DEADLETTER
+ORIGIN_STREAM = "Switchboard-Origin-Stream"
+ORIGIN_SUBJECT = "Switchboard-Origin-Subject"
+ORIGIN_SEQ = "Switchboard-Origin-Seq"
+ORIGIN_CONSUMER = "Switchboard-Origin-Consumer"
+_REPLAY_HEADERS = (REPLAY_OF, ORIGIN_STREAM, ORIGIN_SUBJECT, ORIGIN_SEQ, ORIGIN_CONSUMER)
+
+
+def replay_subject(stream: str, consumer: str) -> str:
+    """Read only by ``consumer``'s replay durable (durable names are unique per service)."""
+    return f"replay.{stream}.{consumer}"
+
+
+def replay_durable(consumer: str) -> str:
+    return f"{consumer}-replay"
+
+
+def replay_headers(record: DeadLetter, dead_letter_seq: int) -> dict[str, str]:
+    """The original headers (trace context included), without the directives of the original
+    publish (Nats-*: its id, expected sequences, schedules), and the origin."""
+    headers = {k: v for k, v in record.headers.items()
+               if not k.startswith("Nats-") and k not in _REPLAY_HEADERS}
+    headers["Nats-Msg-Id"] = f"replay:{dead_letter_seq}:{record.event_id or record.stream_seq}"
+    headers.update({
+        REPLAY_OF: str(dead_letter_seq), ORIGIN_STREAM: record.stream,
+        ORIGIN_SUBJECT: record.subject, ORIGIN_SEQ: str(record.stream_seq),
+        ORIGIN_CONSUMER: record.consumer,
+    })
+    return headers
 
 
 def _envelope_fields(raw: bytes) -> dict[str, str | None]:
@@ -52,7 +97,16 @@ async def dead_letter(
     reason: str,
     error: str | None = None,
 ) -> None:
-    """Store a dead letter. Idempotent per (stream, consumer, sequence) within the window."""
+    """Store a dead letter. Idempotent per (stream, consumer, sequence[, replay]) within the
+    window. A failed replay is filed under its origin."""
+    headers = dict(headers or {})
+    msg_id = f"dl:{stream}:{consumer}:{stream_seq}"
+    if REPLAY_OF in headers:
+        stream, subject = headers[ORIGIN_STREAM], headers[ORIGIN_SUBJECT]
+        stream_seq, consumer = int(headers[ORIGIN_SEQ]), headers[ORIGIN_CONSUMER]
+        # Not the first dead letter's id, which the duplicate window may still hold.
+        msg_id = f"dl:{stream}:{consumer}:{stream_seq}:replay:{headers[REPLAY_OF]}"
+        headers = {k: v for k, v in headers.items() if k not in _REPLAY_HEADERS}
     record = DeadLetter(
         stream=stream,
         consumer=consumer,
@@ -61,7 +115,7 @@ async def dead_letter(
         deliveries=deliveries,
         reason=redact_text(reason),
         error=redact_text(error) if error else None,
-        headers=dict(headers or {}),
+        headers=headers,
         payload_b64=DeadLetter.encode_payload(payload),
         **_envelope_fields(payload),
     )
@@ -69,7 +123,7 @@ async def dead_letter(
         deadletter_subject(stream, consumer),
         record.model_dump_json().encode(),
         stream=DEADLETTER.name,
-        headers={"Nats-Msg-Id": f"dl:{stream}:{consumer}:{stream_seq}"},
+        headers={"Nats-Msg-Id": msg_id},
     )
     DEAD_LETTERS.labels(consumer, reason.split(":", 1)[0][:60]).inc()
     log.warning("event dead-lettered", stream=stream, consumer=consumer, stream_seq=stream_seq,

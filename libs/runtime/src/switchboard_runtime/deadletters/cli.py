@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..telemetry import redact
-from .store import get_dead_letter, list_dead_letters, replay
+from .store import NotReplayable, get_dead_letter, list_dead_letters, replay
 
 T = TypeVar("T")
 
@@ -69,21 +69,34 @@ def replay_cmd(
     all_: Annotated[bool, typer.Option("--all", help="replay every dead letter")] = False,
     nats_url: NatsUrl = "nats://127.0.0.1:4222",
 ) -> None:
-    """Publish dead-lettered events again to their original subjects."""
+    """Send dead-lettered events back to the consumer that failed them, and only to it.
+
+    Each goes to that consumer's replay durable (REPLAY stream, replay.<stream>.<consumer>),
+    never to its original subject: no stream is appended to, no other consumer sees it again.
+    A dead letter whose consumer takes no replays is left in place (exit code 1).
+    """
     if (seq is None) == (not all_):
         console.print("[red]give a sequence or --all[/red]")
         raise typer.Exit(2)
 
-    async def work(js: JetStreamContext) -> int:
+    async def work(js: JetStreamContext) -> tuple[int, int]:
         targets = [seq] if seq is not None else [i.seq for i in await list_dead_letters(js, 10**9)]
+        left = 0
         for target in targets:
-            ack = await replay(js, target)
+            try:
+                ack = await replay(js, target)
+            except NotReplayable as exc:
+                console.print(f"[yellow]{exc}[/yellow]")
+                left += 1
+                continue
             console.print(f"replayed dead letter {target} as {ack.stream}#{ack.seq}")
-        return len(targets)
+        return len(targets) - left, left
 
     try:
-        count = _with_js(nats_url, work)
+        replayed, left = _with_js(nats_url, work)
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"{count} replayed")
+    console.print(f"{replayed} replayed" + (f", {left} left in place" if left else ""))
+    if left:
+        raise typer.Exit(1)

@@ -10,9 +10,11 @@ from nats.js.errors import NotFoundError
 from switchboard_contracts.deadletter import DeadLetter
 from switchboard_contracts.topology import DEADLETTER
 
-# Headers that described the original publish and must not apply to the replay.
-_DROP_ON_REPLAY = ("Nats-Msg-Id", "Nats-Expected-Last-Subject-Sequence", "Nats-Expected-Stream",
-                   "Nats-Expected-Last-Sequence", "Nats-Expected-Last-Msg-Id")
+from ..bus.deadletters import REPLAY, replay_durable, replay_headers, replay_subject
+
+
+class NotReplayable(LookupError):
+    """The dead letter's consumer takes no replays (it is not a runtime Consumer, or gone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +45,25 @@ async def get_dead_letter(js: JetStreamContext, seq: int) -> StoredDeadLetter | 
 
 
 async def replay(js: JetStreamContext, seq: int) -> PubAck:
-    """Publish the original event again to its original subject, then drop the dead letter.
+    """Send the original event back to the one consumer that failed it, then drop the dead
+    letter.
 
-    Every consumer of that subject sees the replay; handlers are idempotent, so only the one
-    that failed does new work.
+    It goes to that consumer's replay subject on the REPLAY stream, never to the original
+    subject: the original stream (an aggregate's history, a fact other consumers read) is
+    left as it was.
     """
     stored = await get_dead_letter(js, seq)
     if stored is None:
         raise LookupError(f"no dead letter at sequence {seq}")
     record = stored.record
-    headers = {k: v for k, v in record.headers.items() if k not in _DROP_ON_REPLAY}
-    original_id = record.headers.get("Nats-Msg-Id", record.event_id or "")
-    headers["Nats-Msg-Id"] = f"replay:{seq}:{original_id}"
-    ack = await js.publish(record.subject, record.payload, stream=record.stream, headers=headers)
+    try:
+        await js.consumer_info(REPLAY.name, replay_durable(record.consumer))
+    except NotFoundError:
+        raise NotReplayable(
+            f"dead letter {seq}: consumer {record.consumer} takes no replays (no "
+            f"{replay_durable(record.consumer)} on {REPLAY.name}); left in place"
+        ) from None
+    ack = await js.publish(replay_subject(record.stream, record.consumer), record.payload,
+                           stream=REPLAY.name, headers=replay_headers(record, seq))
     await js.delete_msg(DEADLETTER.name, seq)
     return ack

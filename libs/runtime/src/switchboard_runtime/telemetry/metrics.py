@@ -29,6 +29,12 @@ HANDLER_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 CONSUMER_LAG = Gauge(
-    "switchboard_consumer_lag", "Messages pending for the consumer, seen at the last delivery",
+    "switchboard_consumer_lag",
+    "Messages not yet delivered to the consumer (num_pending), read from the server on a timer",
+    ["consumer"],
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "switchboard_consumer_ack_pending",
+    "Messages delivered to the consumer and not yet acknowledged, read from the server",
     ["consumer"],
 )

@@ -9,7 +9,7 @@ CID ?=
 # Debian packages for voice notes (espeak-ng speaks, opusenc makes OGG/Opus like WhatsApp).
 SYSTEM_PACKAGES := espeak-ng opus-tools
 
-.PHONY: setup system-packages run chat trace test bench lint chaos
+.PHONY: setup system-packages run chat trace test test-unit bench lint chaos
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --root-user-action=ignore "uv==0.13.8"
@@ -45,6 +45,10 @@ trace: setup
 
 test: setup system-packages
 	$(VENV)/pytest -q
+
+# The in-process tests only (markers assigned by conftest.py): seconds, no server.
+test-unit: setup
+	$(VENV)/pytest -q -m unit
 
 bench: setup
 	$(VENV)/python -m bench.run $(BENCH)

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import asyncpg
+import pytest
 from nats.js import JetStreamContext
 from projection.api import queries
 from projection.main import build
@@ -19,12 +20,14 @@ from projection_scripts import (
     orphaned_message,
     publish,
 )
+from prometheus_client import REGISTRY
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.gateway import DeliveryStatusReported
 from switchboard_contracts.topology import CONVERSATION, DEADLETTER, GATEWAY, event_subject
 from switchboard_runtime import Service
 
 USER = "whatsapp:+447700900001"
+FOREIGN = "switchboard_projection_foreign_statuses_total"
 
 
 def the(script: ConversationScript, event_type: str) -> Envelope:
@@ -115,10 +118,13 @@ async def test_a_text_conversation(projection: Service, js: JetStreamContext,
     assert processed == len(talk.events)
 
 
+@pytest.mark.parametrize("forged_first", [False, True], ids=["after", "before"])
 async def test_a_status_of_another_tenant_naming_a_sid_changes_nothing(
-        projection: Service, js: JetStreamContext, pool: asyncpg.Pool) -> None:
-    """The garage's status callback names a Twilio sid of the clinic's reply: the clinic's
-    message keeps its own status, and the garage sees nothing of it (invariant 10)."""
+        projection: Service, js: JetStreamContext, pool: asyncpg.Pool, forged_first: bool
+) -> None:
+    """The garage's status callback names a Twilio sid of the clinic's reply (projected after
+    the clinic's send, or before it): the clinic's message keeps its own status, the garage
+    sees nothing of it (invariant 10), and it is counted once."""
     talk = ConversationScript("clinic", USER, start=START)
     talk.text_message("Hello", reply="Hi!", statuses=("sent",))
     sent, reply = the(talk, "OutboundMessageSent"), the(talk, "ReplyGenerated")
@@ -126,15 +132,19 @@ async def test_a_status_of_another_tenant_naming_a_sid_changes_nothing(
         message_sid=sent.data["message_sid"], account_sid="AC" + "9" * 32, status="failed",
         error_code="30008"), correlation_id="SMforged", tenant_id="garage",
     ).model_copy(update={"occurred_at": sent.occurred_at + timedelta(seconds=1)})
-    await publish(js, [*talk.events, Published(
-        GATEWAY.name, event_subject("gateway", DeliveryStatusReported.TYPE), forged)])
-    await wait_caught_up(js)
+    callback = Published(GATEWAY.name, event_subject("gateway", DeliveryStatusReported.TYPE),
+                         forged)
+    counted = REGISTRY.get_sample_value(FOREIGN) or 0.0
+    for events in ([callback], talk.events) if forged_first else ([*talk.events, callback],):
+        await publish(js, events)
+        await wait_caught_up(js)
 
     message = await queries.get_message(pool, "clinic", str(reply.event_id))
     assert message is not None
     assert message.delivery_status == "sent"
     assert [[s.status for s in p.statuses] for p in message.parts] == [["sent"]]
     assert await queries.get_message(pool, "garage", sent.data["message_sid"]) is None
+    assert REGISTRY.get_sample_value(FOREIGN) == counted + 1
 
 
 async def test_a_voice_note_conversation(projection: Service, js: JetStreamContext,

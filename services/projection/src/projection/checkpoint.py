@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from .cross_tenant import foreign_statuses, report_foreign_statuses
 from .decoding import DeadLetterFact, EventFact, Fact, PoisonFact, TimerFact
 from .readmodels import project
 from .writes import Writes, recount
@@ -167,6 +168,7 @@ class BatchWriter:
     async def _commit(self, group: list[_Batch]) -> list[Outcome | Exception]:
         results: list[Outcome | Exception] = []
         streams = sorted({b.stream for b in group})
+        foreign = None
         async with (
             asyncio.timeout(self._timeout_s),
             self._pool.acquire() as conn,
@@ -204,10 +206,13 @@ class BatchWriter:
                 for writes in prepared:
                     await writes.flush(conn)
                 await recount(conn, set().union(*(w.conversations for w in prepared)))
+                foreign = await foreign_statuses(conn, prepared)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise DataProblem(f"{exc.sqlstate}: {type(exc).__name__}") from exc
             if saves:
                 await conn.executemany(_SAVE, saves)
+        if foreign:
+            report_foreign_statuses(foreign)
         return results
 
 

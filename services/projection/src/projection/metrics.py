@@ -39,6 +39,11 @@ STATUSES_IGNORED = Counter(
     "switchboard_projection_statuses_ignored_total",
     "Delivery status events without a tenant, not applied (a status is scoped by its tenant)",
 )
+FOREIGN_STATUSES = Counter(
+    "switchboard_projection_foreign_statuses_total",
+    "Delivery statuses of one tenant naming another tenant's message: kept under the reporting "
+    "tenant, never applied to the other's message",
+)
 API_REQUESTS = Counter(
     "switchboard_read_api_requests_total", "Read API requests by route and status code",
     ["route", "status"],

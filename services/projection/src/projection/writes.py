@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,10 @@ class Writes:
         key = table.key_of(row)
         held = rows.get(key)
         rows[key] = row if held is None else table.merge(held, row)
+
+    def rows(self, table: Table) -> Iterable[dict[str, Any]]:
+        """The batch's rows of ``table``, one per key."""
+        return self._rows.get(table, {}).values()
 
     def from_event(self, statement: str, data: bytes, subject: str) -> None:
         """Rows ``statement`` builds in SQL from the events' JSON as stored ($1: a JSON array

@@ -1,4 +1,5 @@
 -- Back to one row per (MessageSid, status): the earliest report of each is kept.
+DROP INDEX delivery_statuses_sid;
 ALTER TABLE delivery_statuses DROP CONSTRAINT delivery_statuses_pkey;
 DELETE FROM delivery_statuses d USING delivery_statuses e
 WHERE d.message_sid = e.message_sid AND d.status = e.status

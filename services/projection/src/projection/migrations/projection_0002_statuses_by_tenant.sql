@@ -7,3 +7,6 @@ DELETE FROM delivery_statuses WHERE tenant_id IS NULL;
 ALTER TABLE delivery_statuses DROP CONSTRAINT delivery_statuses_pkey;
 ALTER TABLE delivery_statuses ALTER COLUMN tenant_id SET NOT NULL;
 ALTER TABLE delivery_statuses ADD PRIMARY KEY (tenant_id, message_sid, status);
+-- A part's sid against the statuses of every tenant (a status naming another tenant's part
+-- is counted: readmodels/parts.py).
+CREATE INDEX delivery_statuses_sid ON delivery_statuses (message_sid);

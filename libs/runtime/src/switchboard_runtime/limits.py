@@ -37,8 +37,10 @@ from nats.errors import NoRespondersError
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from prometheus_client import Counter
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .bus.streams import StreamOverrides
+from .service import Service
 from .telemetry import get_logger
 
 log = get_logger(__name__)
@@ -268,3 +270,27 @@ class SharedLimit:
             return False
         self.count(key)
         return True
+
+
+class LimitSettings(BaseSettings):
+    """``LIMITS_SYNC_INTERVAL_S`` and ``LIMITS_SYNC_TIMEOUT_S``, for every service's limits."""
+
+    model_config = SettingsConfigDict(env_prefix="LIMITS_", extra="ignore")
+
+    sync_interval_s: float = 0.2
+    sync_timeout_s: float = 0.5
+
+
+async def attach_limits(svc: Service, settings: LimitSettings | None = None) -> SharedCounters:
+    """The service's shared counters, started now and stopped (last hits synced) with it."""
+    settings = settings or LimitSettings()
+    counters = SharedCounters(svc.nc, svc.name,
+                              sync_interval_s=settings.sync_interval_s,
+                              timeout_s=settings.sync_timeout_s)
+    await counters.start()
+
+    @svc.on_stop
+    async def stop_counters(_: Service) -> None:
+        await counters.stop()
+
+    return counters

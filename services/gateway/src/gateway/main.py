@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from switchboard_contracts.topology import GATEWAY
 from switchboard_runtime import Service
+from switchboard_runtime.limits import attach_limits
 from switchboard_tenants import TokenCipher, attach_directory
 
+from .ledgers import SentMessages, StoredMessages
 from .ratelimit import RateLimits
 from .settings import GatewaySettings
 from .webhooks import Webhooks
@@ -20,8 +22,11 @@ def build(settings: GatewaySettings | None = None) -> Service:
     @service.on_start
     async def wire(svc: Service) -> None:
         directory = await attach_directory(svc, cipher)
-        webhooks = Webhooks(settings, svc.nc, directory, svc.publisher(GATEWAY),
-                            RateLimits(settings.ip_rate_limit, settings.sender_rate_limit))
+        limits = RateLimits(await attach_limits(svc), settings.ip_rate_limit,
+                            settings.sender_rate_limit)
+        stored = await StoredMessages.open(svc.nc, settings.stored_sids_ttl_s)
+        webhooks = Webhooks(settings, svc.nc, directory, svc.publisher(GATEWAY), limits, stored,
+                            SentMessages(svc.js))
         svc.app.router.routes.extend(webhooks.routes())
 
     return service

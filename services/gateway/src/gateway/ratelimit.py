@@ -1,33 +1,43 @@
-"""Per-IP (before the signature check) and per-sender (after it) limits, per replica.
+"""Per-IP (before the signature check) and per-sender (after it) limits, across replicas.
 
-The `limits` package's sliding-window counter in memory (O(1) per hit): cheap, and each
-replica protects itself. The per-sender limit is what keeps one WhatsApp user from starving
-others or running up LLM cost.
+Shared counters (switchboard_runtime.limits, docs/adr/0012): each replica decides from the
+global count at its last background sync plus its own unsynced hits, so no webhook waits for a
+round trip unless its key is bursting. The per-sender limit is what keeps one WhatsApp user
+from starving others or running up LLM cost; it counts messages, not deliveries: a webhook is
+checked first and counted only once stored as new, so Twilio's retries of one MessageSid cost
+nothing.
 """
 
 from __future__ import annotations
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from switchboard_runtime.limits import Rate, SharedCounters
 
 from .metrics import RATE_LIMITED
 
 
 class RateLimits:
-    def __init__(self, per_ip: str, per_sender: str) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self._per_ip: RateLimitItem = parse(per_ip)
-        self._per_sender: RateLimitItem = parse(per_sender)
+    def __init__(self, counters: SharedCounters, per_ip: str, per_sender: str) -> None:
+        self._per_ip = counters.limit("ip", Rate.parse(per_ip))
+        self._per_sender = counters.limit("sender", Rate.parse(per_sender))
 
     async def allow_ip(self, ip: str) -> bool:
-        return await self._hit(self._per_ip, "ip", ip)
+        """Checks and counts one request from ``ip``."""
+        return _counted(await self._per_ip.hit(ip), "ip")
 
-    async def allow_sender(self, tenant_id: str, sender: str) -> bool:
-        return await self._hit(self._per_sender, "sender", tenant_id, sender)
+    async def sender_may_send(self, tenant_id: str, sender: str) -> bool:
+        """Whether one more message from this sender fits; counts nothing."""
+        return _counted(await self._per_sender.allowed(_sender_key(tenant_id, sender)), "sender")
 
-    async def _hit(self, item: RateLimitItem, scope: str, *key: str) -> bool:
-        allowed = await self._limiter.hit(item, scope, *key)
-        if not allowed:
-            RATE_LIMITED.labels(scope).inc()
-        return allowed
+    def count_sender(self, tenant_id: str, sender: str) -> None:
+        """One new message from this sender (not a redelivery)."""
+        self._per_sender.count(_sender_key(tenant_id, sender))
+
+
+def _sender_key(tenant_id: str, sender: str) -> str:
+    return f"{tenant_id}|{sender}"
+
+
+def _counted(allowed: bool, scope: str) -> bool:
+    if not allowed:
+        RATE_LIMITED.labels(scope).inc()
+    return allowed

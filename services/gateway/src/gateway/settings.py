@@ -27,6 +27,9 @@ class GatewaySettings(TenantServiceSettings):
     max_body_bytes: int = 64 * 1024
     ip_rate_limit: str = "300/second"
     sender_rate_limit: str = "20/minute"
+    # How long a stored MessageSid is remembered, so that a retry refused by the per-sender
+    # limit still gets 200 (Twilio's retries come within minutes).
+    stored_sids_ttl_s: float = 86400.0
     publish_timeout_s: float = 5.0
 
     @field_validator("public_base_url")

@@ -1,7 +1,10 @@
 """The two webhook endpoints Twilio calls: inbound WhatsApp messages and status callbacks.
 
 Order of checks, cheapest first: size and content type, per-IP rate, form syntax, tenant,
-signature, per-sender rate. Only then is an event stored; the 200 goes out after the PubAck.
+signature, per-sender rate (checked, not counted). Only then is an event stored; the 200 goes
+out after the PubAck, and only a message stored as new counts against its sender's limit (a
+redelivery does not; a refused redelivery of a stored message still gets 200). A status
+callback must name a message its signing tenant sent.
 Every refusal is a short fixed reason: nothing from the input or an exception leaves here.
 """
 
@@ -32,6 +35,7 @@ from switchboard_tenants import TenantDirectory, TenantRoute
 from twilio.request_validator import RequestValidator
 
 from . import forms
+from .ledgers import SentMessages, StoredMessages
 from .metrics import WEBHOOK_SECONDS, WEBHOOKS
 from .public_url import public_url
 from .ratelimit import RateLimits
@@ -63,12 +67,16 @@ class Webhooks:
         directory: TenantDirectory,
         publisher: Publisher,
         limits: RateLimits,
+        stored: StoredMessages,
+        sent: SentMessages,
     ) -> None:
         self._settings = settings
         self._nc = nc
         self._directory = directory
         self._publisher = publisher
         self._limits = limits
+        self._stored = stored
+        self._sent = sent
         self._proxies = settings.proxy_networks()
         if settings.allow_unsigned_webhooks:
             log.warning("ALLOW_UNSIGNED_WEBHOOKS is on: webhook signatures are NOT checked")
@@ -126,7 +134,10 @@ class Webhooks:
             await self._store(orphan, form.message_sid, form.message_sid, None)
             log.warning("orphaned message recorded", message_sid=form.message_sid)
             return "orphaned"
-        if not await self._limits.allow_sender(route.tenant_id, form.from_address):
+        if not await self._limits.sender_may_send(route.tenant_id, form.from_address):
+            # Twilio does not retry a 4xx: a retry of a message already stored must not get one.
+            if await self._stored.stored(form.message_sid, route.tenant_id):
+                return "duplicate"
             raise Refused(429, "too many messages from this sender")
         event = InboundMessageReceived(
             message_sid=form.message_sid, account_sid=form.account_sid,
@@ -135,7 +146,11 @@ class Webhooks:
             profile_name=form.profile_name, wa_id=form.wa_id, media=list(form.media),
             idempotency_token=token,
         )
-        return await self._store(event, form.message_sid, form.message_sid, route.tenant_id)
+        outcome = await self._store(event, form.message_sid, form.message_sid, route.tenant_id)
+        if outcome == "accepted":  # new: counts once, however often Twilio retries it
+            self._limits.count_sender(route.tenant_id, form.from_address)
+            await self._stored.remember(form.message_sid, route.tenant_id)
+        return outcome
 
     async def _status(self, request: Request) -> str:
         form = await self._form(request, forms.status_callback)
@@ -147,6 +162,13 @@ class Webhooks:
         self._verify(request, params, route)
         if route is None:
             raise Refused(403, "unknown account")
+        sender = await self._sent.tenant_of(form.message_sid)
+        if sender is not None and sender != route.tenant_id:
+            log.warning("status callback for another tenant's message refused",
+                        tenant_id=route.tenant_id, message_sid=form.message_sid)
+            raise Refused(403, "not this account's message")
+        # Not recorded yet (or recorded without a tenant): stored under the signer's tenant,
+        # which every consumer scopes by, so it can touch no other tenant's message.
         # The sender puts the turn's correlation_id in the callback URL (signed by Twilio).
         correlation = request.query_params.get("correlation_id", "")
         event = DeliveryStatusReported(

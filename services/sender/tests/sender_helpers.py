@@ -11,14 +11,11 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
+from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, ConversationView
 from switchboard_contracts.events.agent import ReplyGenerated
-from switchboard_contracts.events.conversation import (
-    ConversationStarted,
-    ReplyRequested,
-    UserMessageAppended,
-)
 from switchboard_contracts.topology import AGENT, SENDER
-from switchboard_runtime.aggregate import append, conversation_subject, replay
+from switchboard_devstack.views import put_view
+from switchboard_runtime.aggregate import replay
 from switchboard_runtime.bus import Publisher
 from switchboard_tenants import TenantRecord, TokenCipher
 from twilio_sim.client import SimClient
@@ -54,35 +51,29 @@ class Turn:
 
 async def seed_conversation(
     js: JetStreamContext, *, turn: int = 1, last_user_message_at: datetime | None = None,
-    requested_turn: int | None = None,
+    requested_turn: int | None = None, **fields: Any,
 ) -> Turn:
-    """A conversation whose last user message came at ``last_user_message_at`` (default
-    now) and whose latest ReplyRequested is for ``requested_turn`` (default ``turn``)."""
-    conversation_id = "c" + uuid.uuid4().hex[:16]
-    correlation = sid()
+    """A conversation whose view says: the user's last message came at
+    ``last_user_message_at`` (default now) and the latest reply requested is for
+    ``requested_turn`` (default ``turn``); replies made with ``reply`` are for ``turn``."""
+    found = Turn("c" + uuid.uuid4().hex[:16], sid(), turn)
+    await set_view(js, found.conversation_id, turn=requested_turn or turn,
+                   last_user_message_at=last_user_message_at, **fields)
+    return found
+
+
+async def set_view(js: JetStreamContext, conversation_id: str, *, turn: int,
+                   last_user_message_at: datetime | None = None, **fields: Any) -> None:
+    """Write the conversation's public view, as the conversation service does."""
     at = last_user_message_at or datetime.now(UTC)
-    publisher = Publisher(js, "CONVERSATION")
-    tree = conversation_subject(conversation_id)
-    version = 0
+    await put_view(js, ConversationView(
+        conversation_id=conversation_id, tenant_id=TENANT, version=turn, turn=turn, open=True,
+        window_ends_at=at + WHATSAPP_WINDOW, **fields))
 
-    async def add(data: Any) -> None:
-        nonlocal version
-        env = Envelope.wrap(data, correlation_id=correlation, tenant_id=TENANT,
-                            conversation_id=conversation_id)
-        ack = await append(publisher, tree, conversation_subject(conversation_id, data.TYPE),
-                           env, version)
-        version = ack.seq
 
-    await add(ConversationStarted(user_address=USER, business_address=NUMBER,
-                                  account_sid=ACCOUNT))
-    for number in range(1, (requested_turn or turn) + 1):
-        message = sid()
-        await add(UserMessageAppended(message_sid=message, text="hello", received_at=at,
-                                      turn=number))
-        await add(ReplyRequested(turn=number, message_sids=[message], context=[],
-                                 user_address=USER, business_address=NUMBER,
-                                 account_sid=ACCOUNT))
-    return Turn(conversation_id, correlation, turn)
+def next_turn(turn: Turn) -> Turn:
+    """The conversation's following turn (its own correlation id)."""
+    return Turn(turn.conversation_id, sid(), turn.turn + 1)
 
 
 def reply(turn: Turn, text: str) -> Envelope:

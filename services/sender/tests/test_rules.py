@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sender.rules import ErrorClass, classify, refusal, status_applies
 from sender.splitting import BODY_LIMIT, split_message
-from sender.state import Done, FailRest, InFlight, Send, Wait, fold, next_action
+from sender.state import Done, FailRest, InFlight, Send, Wait, fold, gone_out, next_action
 from switchboard_contracts import Envelope
-from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.conversation_view import ConversationView, Mode
 from switchboard_contracts.events.sender import (
     DeliveryStatusApplied,
+    OutboundMessageFailed,
     OutboundMessageSent,
     OutboundPartAttempted,
     OutboundReplyAccepted,
@@ -99,21 +100,27 @@ def test_twilio_errors_are_classified(status, code, kind) -> None:
     assert classify(status, code) is kind
 
 
-def _conversation(turn: int, last_message: datetime, superseded: set[int] | None = None
-                  ) -> ConversationState:
-    return ConversationState(turn=turn, last_user_message_at=last_message,
-                             superseded_turns=superseded or set())
+def _view(turn: int, last_message: datetime = NOW - timedelta(minutes=1), **fields: object
+          ) -> ConversationView:
+    values = {"window_ends_at": last_message + timedelta(hours=24), **fields}
+    return ConversationView(conversation_id="c", tenant_id="t", version=9, turn=turn,
+                            **values)  # type: ignore[arg-type]
 
 
-def test_refusals() -> None:
-    fresh = NOW - timedelta(minutes=1)
-    assert refusal(_conversation(1, fresh), 1, 1, NOW) is None
-    assert refusal(_conversation(2, fresh), 1, 1, NOW).reason == "stale"  # type: ignore[union-attr]
-    assert refusal(_conversation(1, fresh, {1}), 1, 1, NOW).reason == "stale"  # type: ignore[union-attr]
-    late = refusal(_conversation(1, NOW - timedelta(hours=25)), 1, 1, NOW)
-    assert late is not None and (late.reason, late.error_code) == ("outside_24h_window", "63016")
-    # A later part of a reply already going out is not stale, but still needs the window.
-    assert refusal(_conversation(2, fresh), 1, 2, NOW) is None
+@pytest.mark.parametrize(("view", "turn", "refused"), [
+    (_view(1), 1, None),
+    (_view(1), 2, None),  # the view lags behind the reply: not stale
+    (_view(2), 1, ("stale", None)),  # a newer turn: no part of turn 1 goes any more
+    (_view(1, turn_superseded=True), 1, ("stale", None)),
+    (_view(1, opted_out=True), 1, ("opted_out", None)),
+    (_view(1, mode=Mode.HUMAN), 1, ("human_mode", None)),
+    (_view(1, NOW - timedelta(hours=25)), 1, ("outside_24h_window", "63016")),
+    (_view(1, window_ends_at=None), 1, ("outside_24h_window", "63016")),
+    (_view(2, opted_out=True), 1, ("stale", None)),
+])
+def test_refusals(view, turn, refused) -> None:
+    found = refusal(view, turn, NOW)
+    assert (found and (found.reason, found.error_code)) == refused
 
 
 # -- decisions ---------------------------------------------------------------------------------
@@ -171,3 +178,18 @@ def test_decisions_for_a_two_part_reply() -> None:
     assert _decide(failed) == FailRest(2, "previous_part_failed", "63016")
     done = _state(ACCEPTED, _sent(1, NOW), _sent(2, NOW))
     assert _decide(done) == Done()
+
+
+@pytest.mark.parametrize(("events", "now", "out"), [
+    ((), NOW, False),  # unknown reply: only its lease can expire
+    ((ACCEPTED,), NOW, False),
+    ((ACCEPTED, _sent(1, NOW)), NOW + TIMEOUT, False),  # part 2 still to go
+    ((ACCEPTED, _sent(1, NOW), _sent(2, NOW)), NOW, False),  # the last part not released yet
+    ((ACCEPTED, _sent(1, NOW), _sent(2, NOW)), NOW + TIMEOUT, True),  # ... by its timeout
+    ((ACCEPTED, _sent(1, NOW), _sent(2, NOW),
+      (DeliveryStatusApplied(message_sid="SM2", status="sent"), None, NOW)), NOW, True),
+    ((ACCEPTED, _sent(1, NOW), (OutboundMessageFailed(turn=1, part=2, parts=2, reason="stale"),
+                                None, NOW)), NOW, True),
+])
+def test_a_reply_has_gone_out_when_nothing_more_of_it_will_go(events, now, out) -> None:
+    assert gone_out(_state(*events), now, TIMEOUT) is out  # type: ignore[arg-type]

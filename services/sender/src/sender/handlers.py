@@ -2,21 +2,28 @@
 
 ``ReplyGenerated`` records the reply (split into parts) and sends part 1; a
 ``DeliveryStatusReported`` applies the status to its part and, once the part is ``sent``,
-sends the next; a ``PartTimeoutDue`` sends the next part when its callback is late. Every
-send goes through ``_send``: the attempt is recorded before the call and the outcome after
-it, so a redelivered event never makes a second call for a part (docs/adr/0008).
+sends the next; a ``PartTimeoutDue`` sends the next part when its callback is late (or, for
+part 0, retries a reply that waited for an earlier one). Every send goes through ``_send``:
+the attempt is recorded before the call and the outcome after it, so a redelivered event
+never makes a second call for a part (docs/adr/0008).
+
+Before each part, the conversation's public view (``refusal``) must allow it, and the reply
+must hold its conversation's lease (``leases.py``): one reply goes out at a time, a reply for
+a newer turn waits for the one going out, and a superseded reply sends no further part.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from urllib.parse import quote
 
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, Event
+from switchboard_contracts.conversation_view import ConversationView
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.gateway import DeliveryStatusReported
 from switchboard_contracts.events.sender import (
@@ -27,18 +34,19 @@ from switchboard_contracts.events.sender import (
     OutboundReplyAccepted,
     PartTimeoutDue,
 )
-from switchboard_runtime.aggregate import ConcurrencyConflict, load_conversation
+from switchboard_runtime.aggregate import ConcurrencyConflict
 from switchboard_runtime.bus import PermanentError
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantDirectory
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from . import metrics
+from .leases import Holder, Leases
 from .ratelimit import SenderPacer
 from .rules import ErrorClass, ambiguous, classify, refusal, status_applies
 from .settings import SenderSettings
 from .splitting import split_message
-from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, next_action
+from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, gone_out, next_action
 from .store import ReplyStore
 from .twilio_api import Credentials, MessagesApi, TwilioCallError
 
@@ -60,6 +68,11 @@ class NotRecordedYet(Exception):
     """A status callback for a MessageSid whose send is not recorded yet: try again soon."""
 
 
+class ViewNotWritten(Exception):
+    """The conversation service has not written the conversation's view yet: try again soon
+    (nothing is sent without knowing the window, the mode and the opt-out)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -68,11 +81,14 @@ class Sender:
     def __init__(
         self, settings: SenderSettings, js: JetStreamContext, store: ReplyStore,
         directory: TenantDirectory, api: MessagesApi, pacer: SenderPacer,
+        view_of: Callable[[str], Awaitable[ConversationView | None]], leases: Leases,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._settings = settings
         self._js = js
         self._store = store
+        self._view_of = view_of
+        self._leases = leases
         self._directory = directory
         self._api = api
         self._pacer = pacer
@@ -80,6 +96,8 @@ class Sender:
         self._part_timeout = timedelta(seconds=settings.part_timeout_s)
         self._guard = timedelta(seconds=settings.in_flight_guard_s)
         self._skew = timedelta(seconds=settings.lookup_skew_s)
+        self._lease = timedelta(seconds=settings.reply_lease_s)
+        self._wait_poll = timedelta(seconds=settings.reply_wait_poll_s)
 
     # -- handlers ----------------------------------------------------------------------------
     async def on_reply_generated(self, event: Event[ReplyGenerated]) -> None:
@@ -188,8 +206,23 @@ class Sender:
         if recover and part.attempts and await self._found(
                 state, cause, credentials, number, part.attempts[-1].at):
             return
-        conversation = await load_conversation(self._js, state.accepted.conversation_id or "")
-        refused = refusal(conversation, state.turn, number, self._clock())
+        conversation_id = state.accepted.conversation_id or ""
+        claim = await self._claim(state, conversation_id)
+        if claim == "wait":  # an earlier reply of the conversation is still going out
+            metrics.REPLY_WAITS.inc()
+            log.info("an earlier reply of the conversation is going out; waiting", part=number,
+                     turn=state.turn)
+            await self._store.schedule_timeout(state, cause, number - 1,
+                                               self._clock() + self._wait_poll)
+            return
+        if claim == "stale":  # a reply for a newer turn holds the conversation
+            await self._fail(state, cause, number, "stale", None)
+            return
+        revision = claim
+        view = await self._view_of(conversation_id)
+        if view is None:
+            raise ViewNotWritten("no view of the conversation yet")
+        refused = refusal(view, state.turn, self._clock())
         if refused is not None:
             await self._fail(state, cause, number, refused.reason, refused.error_code)
             return
@@ -212,6 +245,13 @@ class Sender:
                     turn=state.turn, part=number, parts=state.count, attempt=attempt_no,
                     attempted_at=attempted_at,
                 ), causation_id=cause.event_id))
+                # Renewed after the attempt is recorded: a reply that takes over later sees
+                # the attempt in flight and waits; one that took over already wins here.
+                renewed = await self._renew(state, conversation_id, revision)
+                if renewed is None:
+                    await self._fail(state, cause, number, "stale", None)
+                    return
+                revision = renewed
                 waited = await self._pacer.wait(state.from_address)
                 metrics.RATE_WAIT_SECONDS.observe(waited)
                 started = time.perf_counter()
@@ -288,6 +328,48 @@ class Sender:
         state.part(number).failed = reason
         metrics.FAILED.labels(reason, error_code or "").inc()
         log.warning("reply part not sent", reason=reason, error_code=error_code, part=number)
+
+    # -- one reply going out per conversation (leases.py) --------------------------------------
+    async def _claim(self, state: ReplyState, conversation_id: str
+                     ) -> int | Literal["wait", "stale"]:
+        """Hold the conversation's lease for this reply: the lease's revision, or why not."""
+        for _ in range(MAX_CONFLICTS):
+            lease = await self._leases.read(conversation_id)
+            holder = lease.holder
+            if holder is not None and holder.reply_id != state.reply_id:
+                if holder.turn > state.turn:
+                    return "stale"
+                how = await self._takeover(holder)
+                if how is None:
+                    return "wait"
+                metrics.LEASE_TAKEOVERS.labels(how).inc()
+            revision = await self._leases.write(
+                conversation_id, Holder(state.reply_id, state.turn, self._clock()),
+                lease.revision)
+            if revision is not None:
+                return revision
+        raise RuntimeError("too many concurrent writers on one conversation's lease")
+
+    async def _takeover(self, holder: Holder) -> str | None:
+        """Why another reply's lease may be taken over (it is done, or expired), or None."""
+        now = self._clock()
+        if now - holder.renewed_at > self._lease:
+            log.warning("a reply's lease expired without it being done; taking over",
+                        turn=holder.turn)
+            return "expired"
+        if gone_out(await self._store.load(holder.reply_id), now, self._part_timeout):
+            return "gone_out"
+        return None
+
+    async def _renew(self, state: ReplyState, conversation_id: str, revision: int
+                     ) -> int | None:
+        """Renew the lease held at ``revision``; None when another reply holds it now."""
+        renewed = await self._leases.write(
+            conversation_id, Holder(state.reply_id, state.turn, self._clock()), revision)
+        if renewed is not None:
+            return renewed
+        claim = await self._claim(state, conversation_id)
+        return claim if isinstance(claim, int) else None
 
     # -- helpers -----------------------------------------------------------------------------
     async def _append_outcome(self, state: ReplyState, number: int, outcome: Envelope) -> bool:

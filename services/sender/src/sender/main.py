@@ -8,9 +8,11 @@ from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import AGENT, GATEWAY, SENDER
 from switchboard_runtime import Service
 from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
 
 from .handlers import Sender
+from .leases import Leases, open_leases_bucket
 from .ratelimit import SenderPacer
 from .settings import SenderSettings
 from .store import ReplyStore, open_messages_bucket
@@ -50,8 +52,10 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
         directory = await attach_directory(svc, cipher)
         bucket = await open_messages_bucket(js, settings.messages_kv_ttl_days,
                                             settings.messages_kv_replicas)
+        leases = await open_leases_bucket(js, settings.messages_kv_replicas)
         sender = Sender(settings, js, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
-                        messages_api, SenderPacer(settings.rate_limit_per_s))
+                        messages_api, SenderPacer(settings.rate_limit_per_s),
+                        ConversationViews(js).view_of, Leases(leases))
         svc.consume(REPLIES, {ReplyGenerated.TYPE: sender.on_reply_generated})
         svc.consume(STATUSES, {DeliveryStatusReported.TYPE: sender.on_delivery_status})
         svc.consume(TIMERS, {PartTimeoutDue.TYPE: sender.on_part_timeout})

@@ -30,3 +30,10 @@ STATUSES = Counter("switchboard_sender_statuses_total",
 RATE_WAIT_SECONDS = Histogram("switchboard_sender_rate_limit_wait_seconds",
                               "Time waited for the per-number rate limit",
                               buckets=(0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
+REPLY_WAITS = Counter("switchboard_sender_reply_waits_total",
+                      "Times a reply waited because an earlier reply of its conversation was "
+                      "still going out")
+LEASE_TAKEOVERS = Counter("switchboard_sender_lease_takeovers_total",
+                          "Conversations taken over from an earlier reply: gone_out (it was "
+                          "done) or expired (its sender stopped renewing: alert on a rise)",
+                          ["how"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from switchboard_contracts.conversation_state import ConversationState
+from switchboard_contracts.conversation_view import ConversationView, Mode
 
 # Twilio's statuses for an outbound message, by rank. No callback comes for queued/accepted;
 # the others arrive in no guaranteed order, so they are applied only upwards.
@@ -61,17 +61,20 @@ class Refusal:
     error_code: str | None = None
 
 
-def refusal(state: ConversationState, turn: int, part: int, now: datetime) -> Refusal | None:
-    """Why a part must not be sent now, from the conversation's state, or None.
+def refusal(view: ConversationView, turn: int, now: datetime) -> Refusal | None:
+    """Why a part of the agent's reply for ``turn`` must not be sent now, or None.
 
-    The first part checks that the turn is still current; every part checks the 24-hour
-    window (templates, which may go outside it, come later). Human handoff plugs in here:
-    a conversation in human mode gets nothing from the agent.
+    Asked before every part, from the conversation's public view: a reply superseded by a
+    newer turn sends no further part; an opted-out user and a conversation in human mode get
+    nothing from the agent; every part needs the 24-hour window (templates, which may go
+    outside it, come later).
     """
-    if part == 1 and state.reply_is_stale(turn):
+    if view.reply_is_stale(turn):
         return Refusal("stale")
-    if state.human_mode:
+    if view.opted_out:
+        return Refusal("opted_out")
+    if view.mode is Mode.HUMAN:
         return Refusal("human_mode")
-    if not state.window_open(now):
+    if not view.window_open(now):
         return Refusal("outside_24h_window", "63016")
     return None

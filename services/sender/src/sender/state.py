@@ -167,9 +167,7 @@ def next_action(
             return FailRest(number, "previous_part_failed", previous.status_error)
         assert previous.sent_at is not None
         due = previous.sent_at + part_timeout
-        released = (releases_next_part(previous.status) or now >= due
-                    or timer_fired_after == number - 1)
-        if not released:
+        if not (_out(previous, now, part_timeout) or timer_fired_after == number - 1):
             return Wait(number - 1, due)
     attempt = state.part(number).unresolved_attempt
     if attempt is None:
@@ -178,3 +176,19 @@ def next_action(
     if attempt.caused_by == trigger or now - attempt.at > in_flight_guard:
         return Send(number, recover=True)
     return InFlight(number)
+
+
+def _out(part: PartState, now: datetime, part_timeout: timedelta) -> bool:
+    """Whatever follows a sent part may go: its ``sent`` callback came, or the timeout passed."""
+    assert part.sent_at is not None
+    return releases_next_part(part.status) or now >= part.sent_at + part_timeout
+
+
+def gone_out(state: ReplyState, now: datetime, part_timeout: timedelta) -> bool:
+    """Nothing more of this reply will go out, and what did is out as far as part order
+    requires (``_out``): the next reply of its conversation may start."""
+    if state.accepted is None or not state.finished:
+        return False  # (an unknown reply: the holder's lease decides)
+    if state.count == 0 or any(p.failed for p in state.parts.values()):
+        return True
+    return _out(state.part(state.count), now, part_timeout)

@@ -1,0 +1,137 @@
+"""Issue 10: a superseded reply sends no further part, and a conversation has one reply going
+out at a time, with one sender or two, and after a sender died holding a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import REGISTRY
+from sender.leases import LEASES_BUCKET, Holder, Leases
+from sender.splitting import split_message
+from sender_helpers import (
+    Turn,
+    attempts,
+    next_turn,
+    publish_reply,
+    reply,
+    seed_conversation,
+    set_view,
+    wait_for,
+)
+from twilio_sim.config import StatusDelays
+
+
+def two_parts(tag: str = "") -> str:
+    return " ".join(f"Sentence {tag}{i} says something useful about the clinic."
+                    for i in range(40))
+
+
+TWO_PARTS = two_parts()
+# Only the `sent` callback (1 s after a create) releases a next part or the next reply.
+SETTINGS = {"part_timeout_s": 30.0}
+
+
+@pytest.fixture
+def status_delays() -> StatusDelays:
+    return StatusDelays(sent=1.0, delivered=0.05, read=0.05)
+
+
+def bodies_of(calls: list[dict[str, object]], *replies: str) -> list[str]:
+    """The bodies sent for the given replies' texts, in the order they were sent."""
+    texts = {part for text in replies for part in split_message(text)}
+    return [str(c["form"]["Body"]) for c in calls  # type: ignore[index]
+            if c["form"]["Body"] in texts]  # type: ignore[index]
+
+
+async def test_a_newer_turns_reply_waits_until_the_reply_going_out_is_done(
+    js, sim, start_sender
+) -> None:
+    assert len(split_message(TWO_PARTS)) == 2
+    turn1 = await seed_conversation(js)
+    first, second = reply(turn1, TWO_PARTS), reply(next_turn(turn1), "Turn two's answer.")
+    async with start_sender(**SETTINGS):
+        await publish_reply(js, first)
+        await wait_for(js, str(first.event_id), "OutboundMessageSent")
+        # Turn 2's reply arrives while part 2 of turn 1 waits for part 1's callback (the view
+        # has not caught up: both replies are current).
+        await publish_reply(js, second)
+        await wait_for(js, str(second.event_id), "OutboundMessageSent", timeout_s=20)
+    assert bodies_of(await attempts(sim), TWO_PARTS, "Turn two's answer.") == [
+        *split_message(TWO_PARTS), "Turn two's answer."]
+
+
+async def test_a_reply_superseded_after_its_first_part_sends_no_more(
+    js, sim, start_sender
+) -> None:
+    turn1 = await seed_conversation(js)
+    first = reply(turn1, TWO_PARTS)
+    async with start_sender(**SETTINGS):
+        await publish_reply(js, first)
+        await wait_for(js, str(first.event_id), "OutboundMessageSent")
+        # Messages came meanwhile: the conversation superseded turn 1 (turn 2 answers them).
+        await set_view(js, turn1.conversation_id, turn=1, turn_superseded=True)
+        [failed] = await wait_for(js, str(first.event_id), "OutboundMessageFailed")
+    assert (failed.data["part"], failed.data["reason"]) == (2, "stale")
+    assert [c["form"]["Body"] for c in await attempts(sim)] == split_message(TWO_PARTS)[:1]
+
+
+async def test_two_senders_send_one_reply_per_conversation_at_a_time(
+    js, sim, start_sender
+) -> None:
+    conversations = [await seed_conversation(js) for _ in range(4)]
+    firsts = [reply(t, two_parts(t.conversation_id)) for t in conversations]
+    seconds = [reply(next_turn(t), f"{t.conversation_id}: turn two.") for t in conversations]
+    async with AsyncExitStack() as senders:
+        for _ in range(2):
+            await senders.enter_async_context(start_sender(**SETTINGS))
+        for envelope in firsts:
+            await publish_reply(js, envelope)
+        for envelope in firsts:
+            await wait_for(js, str(envelope.event_id), "OutboundMessageSent")
+        for envelope in seconds:
+            await publish_reply(js, envelope)
+        for envelope in seconds:
+            await wait_for(js, str(envelope.event_id), "OutboundMessageSent", timeout_s=30)
+    calls = await attempts(sim)
+    for first, second in zip(firsts, seconds, strict=True):
+        assert bodies_of(calls, first.data["text"], second.data["text"]) == [
+            *split_message(first.data["text"]), second.data["text"]]
+
+
+async def test_a_conversation_held_by_a_dead_sender_is_taken_over_when_its_lease_expires(
+    js, sim, start_sender
+) -> None:
+    turn2 = await seed_conversation(js, turn=2)
+    envelope = reply(turn2, "After the crash.")
+    before = REGISTRY.get_sample_value("switchboard_sender_lease_takeovers_total",
+                                       {"how": "expired"}) or 0.0
+    async with start_sender(reply_lease_s=2.0):
+        # What a sender that died while sending turn 1 leaves: the conversation held by a
+        # reply that will never be done.
+        leases = Leases(await js.key_value(LEASES_BUCKET))
+        held_at = datetime.now(UTC)
+        await leases.write(turn2.conversation_id,
+                           Holder(str(uuid.uuid4()), 1, held_at), 0)
+        await publish_reply(js, envelope)
+        await wait_for(js, str(envelope.event_id), "OutboundMessageSent", timeout_s=20)
+    [call] = await attempts(sim)
+    assert (datetime.fromisoformat(call["at"]) - held_at).total_seconds() >= 2.0
+    assert REGISTRY.get_sample_value("switchboard_sender_lease_takeovers_total",
+                                     {"how": "expired"}) == before + 1
+    lease = await leases.read(turn2.conversation_id)
+    assert lease.holder is not None and lease.holder.reply_id == str(envelope.event_id)
+
+
+async def test_a_reply_waits_for_the_conversations_view(js, sim, start_sender) -> None:
+    turn = Turn("c" + uuid.uuid4().hex[:16], "SMnoview", 1)  # no view written yet
+    envelope = reply(turn, "Once the view is there.")
+    async with start_sender():
+        await publish_reply(js, envelope)
+        await asyncio.sleep(0)  # (the first delivery finds no view and is retried later)
+        await set_view(js, turn.conversation_id, turn=1)
+        await wait_for(js, str(envelope.event_id), "OutboundMessageSent", timeout_s=20)
+    assert len(await attempts(sim)) == 1

@@ -119,10 +119,12 @@ class SharedCounters:
         if self._shared():  # the last hits, so other replicas still see them
             await self._sync(self._due())
 
-    def limit(self, scope: str, rate: Rate) -> SharedLimit:
+    def limit(self, scope: str, rate: Rate, *, burst: int | None = None) -> SharedLimit:
+        """``burst``: unsynced hits per key before a decision waits for a sync (default: what
+        the rate allows in one sync interval); 1 when a round trip per hit is affordable."""
         if not re.fullmatch(r"[A-Za-z0-9_-]+", scope):
             raise ValueError(f"scope {scope!r} must be one subject token")
-        return SharedLimit(self, scope, rate)
+        return SharedLimit(self, scope, rate, burst or rate.burst(self.sync_interval_s))
 
     # -- counting (SharedLimit's side) ---------------------------------------------------------
     def _keys(self, scope: str, rate: Rate, key: str) -> tuple[_Key, _Key, float]:
@@ -244,11 +246,11 @@ class SharedCounters:
 class SharedLimit:
     """One rate per key, e.g. 20/minute per (tenant, sender), held across replicas."""
 
-    def __init__(self, counters: SharedCounters, scope: str, rate: Rate) -> None:
+    def __init__(self, counters: SharedCounters, scope: str, rate: Rate, burst: int) -> None:
         self._counters = counters
         self.scope = scope
         self.rate = rate
-        self.burst = rate.burst(counters.sync_interval_s)
+        self.burst = burst
 
     async def allowed(self, key: str) -> bool:
         """Whether one more hit fits, without counting it."""

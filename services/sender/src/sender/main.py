@@ -8,6 +8,7 @@ from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import AGENT, GATEWAY, SENDER
 from switchboard_runtime import Service
 from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.limits import attach_limits
 from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
 
@@ -54,7 +55,8 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
                                             settings.messages_kv_replicas)
         leases = await open_leases_bucket(js, settings.messages_kv_replicas)
         sender = Sender(settings, js, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
-                        messages_api, SenderPacer(settings.rate_limit_per_s),
+                        messages_api,
+                        SenderPacer(settings.rate_limit_per_s, await attach_limits(svc)),
                         ConversationViews(js).view_of, Leases(leases))
         svc.consume(REPLIES, {ReplyGenerated.TYPE: sender.on_reply_generated})
         svc.consume(STATUSES, {DeliveryStatusReported.TYPE: sender.on_delivery_status})

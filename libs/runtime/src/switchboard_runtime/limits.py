@@ -1,4 +1,4 @@
-"""Rate limits that hold across replicas, without a round trip per decision (docs/adr/0012).
+"""Rate limits that hold across replicas, without a round trip per decision (docs/adr/0015).
 
 Every replica counts hits locally and, every ``sync_interval_s`` in the background, adds its
 unsynced hits to a JetStream distributed counter (ADR-49, server 2.12+: a publish with

@@ -1,6 +1,6 @@
 """Per-IP (before the signature check) and per-sender (after it) limits, across replicas.
 
-Shared counters (switchboard_runtime.limits, docs/adr/0012): each replica decides from the
+Shared counters (switchboard_runtime.limits, docs/adr/0015): each replica decides from the
 global count at its last background sync plus its own unsynced hits, so no webhook waits for a
 round trip unless its key is bursting. The per-sender limit is what keeps one WhatsApp user
 from starving others or running up LLM cost; it counts messages, not deliveries: a webhook is

@@ -2,7 +2,7 @@
 
 Two parts: in this replica, each call takes the next free slot for its number, 1/rate seconds
 after the previous one, and waits for it; then it takes a slot in the number's current second
-against the count every replica shares (switchboard_runtime.limits, docs/adr/0013), waiting
+against the count every replica shares (switchboard_runtime.limits, docs/adr/0015), waiting
 1/rate more while that second is full. The shared check syncs before every call after the
 first (a burst of 1): one NATS round trip is nothing beside a Twilio call, and it keeps the
 whole fleet within rate + replicas per second. Without NATS, each replica paces alone.

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from switchboard_devstack.embedded import free_port, wait_for_port
+from switchboard_devstack import stack as stack_module
+from switchboard_devstack.embedded import ExitedEarly, free_port, wait_for_port
 from switchboard_devstack.stack import Stack
 
 # A service that listens on its HTTP_PORT; on SIGTERM it drains a moment, then writes whether
@@ -88,6 +89,33 @@ def test_a_process_that_keeps_crashing_is_restarted_ever_more_slowly(
         f"(log: {tmp_path / 'logs' / 'crashing.log'})"
         for code, delay in ((3, "0.5"), (3, "1.0"), (3, "2.0"))
     ]
+
+
+def test_the_back_off_starts_again_after_a_process_stayed_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stack_module, "STEADY_AFTER_S", 0.0)  # every run counts as steady
+    stack = Stack.prepare(tmp_path)
+    [crashing] = stack.add("crashing", [sys.executable, "-c", "raise SystemExit(3)"],
+                           free_port())
+    crashing.start(stack.env, tmp_path / "logs")
+    stack.supervise_in_thread()
+    try:
+        _eventually(lambda: stack.restarts["crashing"] >= 2)
+    finally:
+        stack.stop()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("!!")]
+    assert all("restarting in 0.5 s" in line for line in lines)
+
+
+def test_a_service_that_exits_while_starting_is_reported_at_once(tmp_path: Path) -> None:
+    stack = Stack.prepare(tmp_path)
+    stack.add("broken", [sys.executable, "-c", "raise SystemExit(2)"], free_port())
+    try:
+        with pytest.raises(ExitedEarly, match=r"broken#1 exited with 2 .*broken\.log"):
+            stack.start_processes()
+    finally:
+        stack.stop()
 
 
 def test_services_stop_and_drain_before_nats_and_postgres_stop(tmp_path: Path) -> None:

@@ -20,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .embedded import NatsCluster, NatsServer, PostgresServer, free_port, wait_for_port
+from .embedded import (
+    ExitedEarly,
+    NatsCluster,
+    NatsServer,
+    PostgresServer,
+    free_port,
+    wait_for_port,
+)
 
 # Restart back-off: doubles from the first delay up to the last; a process that stayed up
 # this long counts as healthy again, so its next crash restarts it quickly.
@@ -88,6 +95,13 @@ class Process:
     @property
     def exit_code(self) -> int | None:
         return self._proc.poll() if self._proc is not None else None
+
+    def wait_listening(self, logs: Path, timeout_s: float = 90.0) -> None:
+        """Until it listens on its port; fails at once, naming its log, if it exits first."""
+        try:
+            wait_for_port(self.port, timeout_s, process=self._proc)
+        except ExitedEarly as exc:
+            raise ExitedEarly(f"{self.label} {exc}; see {logs / self.log_name}") from None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would; a running supervisor restarts it."""
@@ -182,7 +196,7 @@ class Stack:
         for process in self.processes:
             process.start(self.env, self.root / "logs")
         for process in self.processes:
-            wait_for_port(process.port, timeout_s=90)
+            process.wait_listening(self.root / "logs")
 
     # -- supervision -------------------------------------------------------------------------
     def supervise(self, should_stop: Callable[[], bool] = lambda: False,

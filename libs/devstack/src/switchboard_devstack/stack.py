@@ -123,6 +123,10 @@ class Process:
             self._proc.kill()
             self._proc.wait()
 
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        self.terminate()
+        self.wait_stopped(timeout_s)
+
     def schedule_restart(self, now: float) -> float:
         """Set ``restart_at`` after an exit noticed at ``now``; answers the back-off."""
         if now - self._started_at >= STEADY_AFTER_S:

@@ -420,6 +420,8 @@ class NatsCluster:
         return len(peers) == self.size - 1 and all(peer.get("current") for peer in peers)
 
     def stream_details(self, node: NatsServer) -> dict[str, dict[str, Any]]:
+        """The streams ``node`` holds, by name, as its ``/jsz?streams=true`` reports them (with
+        ``cluster.leader`` and, on the leader only, whether each replica is current)."""
         jsz = self._monitor(node, "/jsz?streams=true")
         return {stream["name"]: stream
                 for account in jsz.get("account_details") or []

@@ -3,12 +3,10 @@ agent and sender services, the Twilio simulator and the LLM simulator, on a test
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from agent.main import build as build_agent
 from agent.settings import AgentSettings
@@ -18,10 +16,13 @@ from gateway.main import build as build_gateway
 from gateway.settings import GatewaySettings
 from llm_sim.testing import RunningLLMSim
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from sender.main import build as build_sender
 from sender.settings import SenderSettings
 from switchboard_contracts import Envelope
 from switchboard_devstack.serving import serve_here
+from switchboard_devstack.waiting import drained as drained
+from switchboard_devstack.waiting import eventually as eventually
 from switchboard_runtime import Service
 from switchboard_tenants import DirectoryPublisher, TenantRecord, TokenCipher
 from switchboard_tenants.kv import open_bucket
@@ -101,27 +102,19 @@ async def running_stack(nats_url: str, sim_url: str, llm: RunningLLMSim, *,
             yield stack
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 20.0) -> Any:
-    """Polls ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 async def stream_events(js: JetStreamContext, stream: str) -> list[Envelope]:
+    """The stream's events in order; anything that is not one (a bad payload, a failed
+    read) fails the test instead of being skipped."""
     info = await js.stream_info(stream)
-    events = []
+    events: list[Envelope] = []
+    if not info.state.messages:  # an empty stream's first sequence is 0, which is no message
+        return events
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        if not info.state.messages:
-            break
-        with contextlib.suppress(Exception):  # deleted or scheduled-timer messages
+        try:
             msg = await js.get_msg(stream, seq)
-            if msg.headers and "Nats-Schedule" in msg.headers:
-                continue
-            events.append(Envelope.from_bytes(msg.data or b""))
+        except NotFoundError:  # a gap: a one-shot schedule removed once it fired
+            continue
+        if msg.headers and "Nats-Schedule" in msg.headers:  # a timer, not an event
+            continue
+        events.append(Envelope.from_bytes(msg.data or b""))
     return events

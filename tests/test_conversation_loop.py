@@ -3,9 +3,8 @@ the Twilio Messages API (simulated), on real NATS with the real twilio and opena
 
 from __future__ import annotations
 
-import asyncio
-
-from e2e_helpers import ACCOUNT, NUMBER, USER, eventually, stream_events
+from e2e_helpers import ACCOUNT, NUMBER, USER, drained, eventually, stream_events
+from llm_sim import MARKER
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from switchboard_runtime.telemetry import configure_tracing
@@ -24,7 +23,7 @@ async def test_one_webhook_gets_exactly_one_reply_from_the_llm(stack, sim, llm, 
     [call] = await eventually(lambda: sent_messages(sim))
     assert call["form"]["Body"] == "Yes, we open at nine tomorrow."
     assert call["form"]["From"] == NUMBER and call["account_sid"] == ACCOUNT
-    await asyncio.sleep(1.0)
+    await drained(js)  # redeliveries included: nothing else can happen now
     assert len(await sent_messages(sim)) == 1
     prompt = llm.requests()[-1]["messages"]
     assert prompt[0]["role"] == "system" and "clinic" in prompt[0]["content"]
@@ -48,30 +47,34 @@ async def _at_least(sim, count: int) -> list[dict] | None:
     return calls if len(calls) >= count else None
 
 
-async def test_the_same_webhook_three_times_gets_one_reply(stack, sim, llm) -> None:
+async def test_the_same_webhook_three_times_gets_one_reply(stack, sim, llm, js) -> None:
     inbound = await sim.inbound(USER, NUMBER, body="Hello?")
     await sim.redeliver(inbound["message_sid"])
     await sim.redeliver(inbound["message_sid"])
     await eventually(lambda: sent_messages(sim))
-    await asyncio.sleep(1.5)
+    await drained(js)
     assert len(await sent_messages(sim)) == 1
     assert len(llm.requests()) == 1
 
 
 async def test_a_burst_while_the_llm_is_slow_is_answered_in_one_coalesced_turn(stack, sim,
-                                                                              llm) -> None:
+                                                                              llm, js) -> None:
     llm.delay(2.0, count=1)
     await sim.inbound(USER, NUMBER, body="Hi")
-    await asyncio.sleep(0.5)  # the first turn is with the (slow) LLM now
+
+    async def asked() -> bool:
+        return bool(llm.requests())
+
+    await eventually(asked)  # the first turn is with the (slow) LLM now
     await sim.inbound(USER, NUMBER, body="I need an appointment")
     await sim.inbound(USER, NUMBER, body="on Friday, please")
     [call] = await eventually(lambda: sent_messages(sim), timeout_s=30)
-    await asyncio.sleep(2.0)
+    await drained(js)
     assert len(await sent_messages(sim)) == 1  # the first turn's reply was stale: dropped
     last_prompt = llm.requests()[-1]["messages"]
     user_lines = [m["content"] for m in last_prompt if m["role"] == "user"]
     assert user_lines[-3:] == ["Hi", "I need an appointment", "on Friday, please"]
-    assert call["form"]["Body"].startswith("[local development responder]")
+    assert call["form"]["Body"].startswith(MARKER)  # the LLM answered, not a fallback
 
 
 async def test_llm_500_twice_then_ok_gives_one_reply(stack, sim, llm) -> None:
@@ -93,11 +96,11 @@ async def test_a_dead_llm_still_answers_with_the_fallback_and_records_the_failur
     assert types == ["ReplyFailed", "ReplyGenerated"]
 
 
-async def test_twilio_503_then_201_sends_once(stack, sim, llm) -> None:
+async def test_twilio_503_then_201_sends_once(stack, sim, llm, js) -> None:
     await sim.queue_failure("503", count=1)
     await sim.inbound(USER, NUMBER, body="Hello")
     await eventually(lambda: sent_messages(sim))
-    await asyncio.sleep(1.0)
+    await drained(js)
     attempts = [a for a in (await sim.messages())["attempts"] if a["form"].get("To") == USER]
     assert [a["status_code"] for a in attempts] == [503, 201]
 
@@ -112,12 +115,12 @@ async def test_an_invalid_number_fails_without_retrying(stack, sim, llm, js) -> 
 
     [event] = await eventually(failed)
     assert event.data["error_code"] == "21211" and not event.data["retryable"]
-    await asyncio.sleep(1.0)
+    await drained(js)
     attempts = [a for a in (await sim.messages())["attempts"] if a["form"].get("To") == USER]
     assert len(attempts) == 1
 
 
-async def test_a_restarted_sender_does_not_send_again(stack, sim, llm) -> None:
+async def test_a_restarted_sender_does_not_send_again(stack, sim, llm, js) -> None:
     await sim.inbound(USER, NUMBER, body="Hello")
     await eventually(lambda: sent_messages(sim))
     assert stack.sender is not None
@@ -125,7 +128,7 @@ async def test_a_restarted_sender_does_not_send_again(stack, sim, llm) -> None:
     from sender.main import build as build_sender
 
     async with build_sender(stack.sender_settings()).running():
-        await asyncio.sleep(2.0)
+        await drained(js)
     assert len(await sent_messages(sim)) == 1
 
 

@@ -6,7 +6,8 @@ events when ``stream`` is true, ``usage``), and errors OpenAI's body
 ``openai`` SDK takes its real code paths (``RateLimitError``, ``InternalServerError``,
 ``AuthenticationError``, timeouts...).
 
-Without a script, the answer says it comes from the local development responder and echoes a
+Without a script, the answer says it comes from the simulator (``MARKER``, never the agent's
+own development responder's text, so a test can tell which of the two answered) and echoes a
 summary of the last user message. Token counts are estimates (about 4 characters a token).
 """
 
@@ -24,11 +25,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .state import DelaySpec, FailureSpec, Queued, ReceivedRequest, ReplySpec, SimState
 
-MARKER = "[local development responder]"
+MARKER = "[llm-sim]"
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "sim-small")
 _FILLER = (
-    "This is a long reply from the local development responder, made to exercise splitting "
+    "This is a long reply from the LLM simulator, made to exercise splitting "
     "and delivery of long answers. "
 )
 
@@ -77,7 +78,7 @@ def default_reply(messages: list[dict[str, Any]]) -> str:
                  if m.get("role") == "user"), "")
     summary = " ".join(last.split())
     if not summary:
-        return f"{MARKER} Hello! No LLM is behind this endpoint; this is a canned reply."
+        return f"{MARKER} Hello! This is the LLM simulator; no model is behind it."
     if len(summary) > 120:
         summary = summary[:119] + "…"
     return f"{MARKER} You said: {summary}"

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from conversation.state import ConversationState, fold
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 from switchboard_contracts import Envelope
-from switchboard_contracts.conversation_state import ConversationState, conversation_id_for
+from switchboard_contracts.conversation_view import VIEW_BUCKET, ConversationView, view_key
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.gateway import InboundMessageReceived, Media
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
-from switchboard_contracts.topology import AGENT, GATEWAY, TRANSCRIPTION
-from switchboard_runtime.aggregate import load_conversation, replay
+from switchboard_contracts.topology import AGENT, GATEWAY, TRANSCRIPTION, conversation_id_for
 from switchboard_runtime.bus import Publisher
+from switchboard_runtime.eventsourcing import replay
 from switchboard_tenants import TenantRecord, TokenCipher
 
 TENANT = "clinic"
@@ -125,4 +128,22 @@ async def settle(js: JetStreamContext, cid: str = CID, quiet_s: float = 0.5) -> 
 
 
 async def state(js: JetStreamContext, cid: str = CID) -> ConversationState:
-    return await load_conversation(js, cid)
+    events = await replay(js, "CONVERSATION", f"conversation.{cid}.>")
+    return fold(cid, ((e.envelope, e.seq) for e in events))
+
+
+async def public_view(js: JetStreamContext, cid: str = CID, *, version: int = 1,
+                      timeout_s: float = 10.0) -> ConversationView:
+    """The conversation's public view, once it reflects at least ``version``."""
+    bucket = await js.key_value(VIEW_BUCKET)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(KeyNotFoundError):
+            entry = await bucket.get(view_key(cid))
+            if entry.value is not None:
+                found = ConversationView.from_bytes(entry.value)
+                if found.version >= version:
+                    return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no view of {cid} at version {version}")
+        await asyncio.sleep(0.05)

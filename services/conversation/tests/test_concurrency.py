@@ -10,6 +10,7 @@ import uuid
 from conversation.handlers import ConversationHandlers
 from conversation.metrics import CONFLICTS
 from conversation.store import ConversationStore
+from conversation.view import ViewWriter, open_view_bucket
 from conversation_helpers import (
     history,
     of_type,
@@ -20,9 +21,8 @@ from conversation_helpers import (
     state,
 )
 from switchboard_contracts import Envelope, registry
-from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.events.gateway import InboundMessageReceived
-from switchboard_contracts.topology import CONVERSATION
+from switchboard_contracts.topology import CONVERSATION, conversation_id_for
 from switchboard_runtime.bus import ensure_stream
 
 
@@ -43,10 +43,13 @@ def check_turns(events: list[Envelope], sids: set[str]) -> None:
         assert message.data["turn"] == turn_of[message.data["message_sid"]]
 
 
-async def test_handlers_racing_on_one_conversation(js):
+async def test_handlers_racing_on_one_conversation(nc, js):
     await ensure_stream(js, CONVERSATION)
-    writers = [ConversationHandlers(ConversationStore(js), lambda _: "en", idle_close_s=86400,
-                                    context_size=20, max_conflicts=100) for _ in range(2)]
+    bucket = await open_view_bucket(js, replicas=1)
+    # Two writers as two replicas would be: each its own cache, its own view writer.
+    writers = [ConversationHandlers(ConversationStore(nc, js), ViewWriter(bucket, 100),
+                                    lambda _: "en", idle_close_s=86400, context_size=20,
+                                    max_conflicts=100) for _ in range(2)]
     conflicts_before = CONFLICTS._value.get()
     sids = {sid() for _ in range(8)}
     events = []

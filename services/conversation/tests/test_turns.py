@@ -10,14 +10,15 @@ from conversation_helpers import (
     USER,
     count,
     of_type,
+    public_view,
     send_inbound,
     send_reply,
     settle,
     state,
     wait_for,
 )
-from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.events.gateway import Media
+from switchboard_contracts.topology import conversation_id_for
 
 
 async def test_a_text_message_starts_a_conversation_and_requests_a_reply(js, conversation):
@@ -106,8 +107,9 @@ async def test_a_burst_while_the_reply_is_generated_is_answered_in_one_turn(js, 
     # The turn keeps its first message's correlation.
     assert second.correlation_id == m2.correlation_id != m1.correlation_id
     assert not of_type(events, "AssistantMessageAppended")
-    st = await state(js)
-    assert st.reply_is_stale(1) and not st.reply_is_stale(2)
+    view = await public_view(js, version=(await state(js)).version)
+    assert view.turn == 2 and not view.turn_superseded
+    assert view.reply_is_stale(1) and not view.reply_is_stale(2)
 
     await send_reply(js, first, "Hello!")  # a redelivered stale reply changes nothing
     await send_reply(js, second, "Tomorrow 9:00 works.")

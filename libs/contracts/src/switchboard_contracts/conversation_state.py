@@ -1,28 +1,23 @@
-"""The Conversation aggregate's state, folded from its events.
+"""Transitional: the agent's and the sender's old copy of the conversation's fold.
 
-Pure and shared: the conversation service decides with it, and the agent and the sender use
-the same fold to ask "is the 24-hour window open?" and "is this turn's reply stale?" (and,
-later, "is a human in charge?") from the one source of truth, the conversation's subject.
+The conversation service owns its state now (``conversation.state``) and publishes a public
+view (``conversation_view``); this module goes once the agent and the sender read that view.
+``conversation_id_for`` lives in ``topology``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from .envelope import Envelope
+from .topology import conversation_id_for
+
+__all__ = ["ConversationState", "apply", "conversation_id_for", "fold"]
 
 WHATSAPP_WINDOW = timedelta(hours=24)
-
-
-def conversation_id_for(tenant_id: str, user_address: str) -> str:
-    """A conversation's id: stable per tenant and user, and free of the phone number (it
-    appears in subjects)."""
-    digest = hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()
-    return "cv" + digest[:32]
 
 
 # What the history says for a voice note before (or instead of) its transcript.

@@ -6,6 +6,7 @@ The runtime creates these streams idempotently at start-up and applies the SRE's
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -21,6 +22,8 @@ class StreamSpec:
     # Durable timers (scheduled messages, server 2.12+). Once on, the server refuses to turn
     # it off, so it is part of the stream's definition wherever the stream is created.
     allow_msg_schedules: bool = False
+    # Atomic batch publish (ADR-50, server 2.12+): one decision's events stored whole or not.
+    allow_atomic: bool = False
 
 
 GATEWAY = StreamSpec("GATEWAY", ("gateway.>",), "Facts accepted at the Twilio edge")
@@ -40,7 +43,7 @@ ADVISORIES = StreamSpec(
 CONVERSATION = StreamSpec(
     "CONVERSATION", ("conversation.>",),
     "Conversation aggregates, one subject tree per conversation",
-    max_age_days=365.0, allow_msg_schedules=True,
+    max_age_days=365.0, allow_msg_schedules=True, allow_atomic=True,
 )
 TRANSCRIPTION = StreamSpec("TRANSCRIPTION", ("transcription.>",), "Transcripts of voice notes")
 AGENT = StreamSpec("AGENT", ("agent.>",), "Replies the agent generated or failed to generate")
@@ -59,3 +62,10 @@ def event_subject(service: str, event_type: str, key: str | None = None) -> str:
 
 def deadletter_subject(stream: str, consumer: str) -> str:
     return f"deadletter.{stream}.{consumer}"
+
+
+def conversation_id_for(tenant_id: str, user_address: str) -> str:
+    """A conversation's id: stable per tenant and user, and free of the phone number (it
+    appears in subjects)."""
+    digest = hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()
+    return "cv" + digest[:32]

@@ -1,67 +1,25 @@
-"""Event-sourced aggregates on JetStream: replay a subject tree, append with a version check.
+"""Where the event-sourcing helpers used to live (now ``switchboard_runtime.eventsourcing``).
 
-An aggregate's events live on ``<prefix>.<id>.<Type>``; its version is the stream sequence
-of its last event. ``append`` publishes with ``Nats-Expected-Last-Subject-Sequence`` over the
-whole ``<prefix>.<id>.>`` tree, so a concurrent writer makes it fail with a conflict.
+``conversation_subject`` names the conversation's subjects for the services that consume its
+public events (the transcription's and the agent's filters). ``load_conversation`` folds the
+conversation's private stream with the contracts' copy of its state: it goes once the agent
+and the sender read the public view (``switchboard_contracts.conversation_view``) instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
-
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import APIError
-from switchboard_contracts import Envelope
 from switchboard_contracts.conversation_state import ConversationState, fold
 from switchboard_contracts.topology import CONVERSATION
 
-from .bus import Publisher
+from .eventsourcing import ConcurrencyConflict, Stored, aggregate_subject, append, replay
 
-
-class ConcurrencyConflict(Exception):
-    """Another writer appended first: reload and decide again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    envelope: Envelope
-    seq: int
+__all__ = ["ConcurrencyConflict", "Stored", "append", "conversation_subject",
+           "load_conversation", "replay"]
 
 
 def conversation_subject(conversation_id: str, event_type: str = ">") -> str:
-    return f"conversation.{conversation_id}.{event_type}"
-
-
-async def replay(js: JetStreamContext, stream: str, subjects: str) -> list[Stored]:
-    """Every event on ``subjects``, in order, through a short-lived ephemeral consumer.
-
-    The consumer is deleted at the end: left to its inactivity threshold it would count
-    against the stream's consumer limit (1,000 by default since nats-server 2.15) for 30 s,
-    and a busy service replays many conversations a second."""
-    sub = await js.pull_subscribe(
-        subjects, stream=stream,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
-                              inactive_threshold=30.0, mem_storage=True),
-    )
-    consumer: str | None = None
-    try:
-        info = await sub.consumer_info()
-        consumer = info.name
-        remaining = info.num_pending or 0
-        events: list[Stored] = []
-        while remaining > 0:
-            for msg in await sub.fetch(min(remaining, 256), timeout=5.0):
-                events.append(Stored(Envelope.from_bytes(msg.data), msg.metadata.sequence.stream))
-                remaining = msg.metadata.num_pending
-        return events
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-        if consumer is not None:
-            with contextlib.suppress(Exception):  # else the threshold removes it
-                await js.delete_consumer(stream, consumer)
+    return aggregate_subject("conversation", conversation_id, event_type)
 
 
 async def load_conversation(js: JetStreamContext, conversation_id: str) -> ConversationState:
@@ -69,18 +27,3 @@ async def load_conversation(js: JetStreamContext, conversation_id: str) -> Conve
     state = fold((e.envelope, e.seq) for e in events)
     state.conversation_id = conversation_id
     return state
-
-
-async def append(
-    publisher: Publisher, subject_tree: str, subject: str, envelope: Envelope, version: int
-) -> PubAck:
-    """Append if the tree's last event is still at ``version`` (0: no event yet)."""
-    try:
-        return await publisher.publish(
-            subject, envelope, expected_last_subject_seq=version,
-            expected_subject_filter=subject_tree,
-        )
-    except APIError as exc:
-        if exc.err_code == 10071:  # wrong last sequence
-            raise ConcurrencyConflict(subject_tree) from None
-        raise

@@ -1,10 +1,10 @@
 """The conversation's rules, as plain functions over its folded state.
 
 Each ``decide_*`` looks at the state and the fact being handled and returns the one next
-event to append (a ``Step``), or None when there is nothing (more) to do. The handler
-appends it with the version check, folds it in, and asks again: a fact usually takes a few
-steps (ConversationStarted, then UserMessageAppended, then ReplyRequested), each one checked
-against concurrent writers. Because a step depends only on the state, a fact handled twice,
+event (a ``Step``), or None when there is nothing (more) to do. The handler folds each step
+into a scratch copy and asks again, then appends all the steps of the fact in one atomic
+batch with the version check (a first message: ConversationStarted, UserMessageAppended and
+ReplyRequested in one append). Because a step depends only on the state, a fact handled twice,
 or a handler that crashed half-way and is redelivered, simply finishes what is missing.
 """
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from switchboard_contracts import EventData
-from switchboard_contracts.conversation_state import ConversationState
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
@@ -30,6 +29,8 @@ from switchboard_contracts.events.conversation import (
 )
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
+
+from .state import ConversationState
 
 TRANSCRIPTION_FAILED = "transcription_failed"  # ReplyRequested.fallback_reason
 

@@ -1,27 +1,29 @@
-"""One handler per consumed event: load the conversation, decide, append, repeat.
+"""One handler per consumed event: decide, append, repeat (``eventsourcing.decide_and_append``).
 
-Every handler runs the same loop (``_decide_and_append``): fold the conversation from its
-subject, ask the domain for the next event, append it with the version check, and ask again
-until nothing is left. A concurrent writer makes an append fail with ``ConcurrencyConflict``:
-the loop reloads and decides again, a bounded number of times, then raises so the consumer
-redelivers the event later. Last, the idle timer is (re)set for the latest activity.
+A fact's steps (``domain``) are folded into a scratch copy of the conversation until none is
+left, and appended together in one atomic batch with the version check. A concurrent writer
+(another replica) makes the append fail: the loop reloads and decides again, a bounded number
+of times, then raises so the consumer redelivers the event later. In this process one handler
+at a time works on a conversation (its in-memory copy is shared). After the appends, the
+public view is written and the conversation's timers are (re)set: after what the user waits
+for is stored, since the next service acts on it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from switchboard_contracts import Envelope, Event
-from switchboard_contracts.conversation_state import ConversationState, conversation_id_for
+from switchboard_contracts import Envelope, Event, EventData
 from switchboard_contracts.events.agent import ReplyGenerated
-from switchboard_contracts.events.conversation import IdleCheckDue, ReplyRequested
+from switchboard_contracts.events.conversation import IdleCheckDue
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
-from switchboard_runtime.aggregate import ConcurrencyConflict
+from switchboard_contracts.topology import conversation_id_for
 from switchboard_runtime.bus import PermanentError
+from switchboard_runtime.eventsourcing import KeyedLocks, decide_and_append
 from switchboard_runtime.telemetry import get_logger
 
 from . import metrics
@@ -32,18 +34,24 @@ from .domain import (
     decide_reply,
     decide_transcript,
 )
+from .state import ConversationState, apply
 from .store import ConversationStore, event_id_for
+from .view import ViewWriter
 
 log = get_logger(__name__)
 
 Decide = Callable[[ConversationState], Step | None]
+Decision = list[tuple[Envelope, EventData]]
 LanguageOf = Callable[[str], str | None]  # tenant id -> the tenant's language, if known
+
+MAX_STEPS = 16  # a fact takes at most a handful of steps; more is a rule that never settles
 
 
 class ConversationHandlers:
     def __init__(
         self,
         store: ConversationStore,
+        views: ViewWriter,
         language_of: LanguageOf,
         *,
         idle_close_s: float,
@@ -51,10 +59,12 @@ class ConversationHandlers:
         max_conflicts: int,
     ) -> None:
         self._store = store
+        self._views = views
         self._language_of = language_of
         self._idle_close = timedelta(seconds=idle_close_s)
         self._context_size = context_size
         self._max_conflicts = max_conflicts
+        self._writers = KeyedLocks()
 
     # -- handlers ----------------------------------------------------------------------------
     async def on_inbound(self, event: Event[InboundMessageReceived]) -> None:
@@ -63,7 +73,7 @@ class ConversationHandlers:
             raise PermanentError("InboundMessageReceived without a tenant")
         conversation_id = conversation_id_for(envelope.tenant_id, msg.from_address)
         language = self._language_of(envelope.tenant_id)
-        await self._decide_and_append(
+        await self._handle(
             conversation_id, envelope,
             lambda state: decide_inbound(
                 state, msg, envelope.occurred_at, language_hint=language,
@@ -74,7 +84,7 @@ class ConversationHandlers:
     async def on_reply(self, event: Event[ReplyGenerated]) -> None:
         envelope, reply = event.envelope, event.data
         reply_event_id = str(envelope.event_id)
-        await self._decide_and_append(
+        await self._handle(
             self._conversation_of(envelope), envelope,
             lambda state: decide_reply(state, reply, reply_event_id,
                                        context_size=self._context_size),
@@ -84,25 +94,44 @@ class ConversationHandlers:
         self, event: Event[TranscriptionCompleted] | Event[TranscriptionFailed]
     ) -> None:
         result = event.data
-        await self._decide_and_append(
+        await self._handle(
             self._conversation_of(event.envelope), event.envelope,
             lambda state: decide_transcript(state, result, context_size=self._context_size),
         )
 
     async def on_idle_check(self, event: Event[IdleCheckDue]) -> None:
         check = event.data
-        await self._decide_and_append(
+        await self._handle(
             self._conversation_of(event.envelope), event.envelope,
             lambda state: decide_idle(state, check, datetime.now(UTC), self._idle_close),
         )
 
     # -- the loop ----------------------------------------------------------------------------
-    async def _decide_and_append(
-        self, conversation_id: str, cause: Envelope, decide: Decide
-    ) -> None:
-        state = await self._store.load(conversation_id)
-        conflicts = 0
-        while (step := decide(state)) is not None:
+    async def _handle(self, conversation_id: str, cause: Envelope, decide: Decide) -> None:
+        async with self._writers.hold(conversation_id):
+            before = self._store.cached(conversation_id)
+            version_before = before.version if before is not None else None
+            state = await decide_and_append(
+                self._store, conversation_id,
+                lambda current: self._decision(conversation_id, cause, current, decide),
+                max_conflicts=self._max_conflicts, on_conflict=metrics.CONFLICTS.inc,
+            )
+            changed = state.version != version_before
+            # Also when nothing was appended: a redelivery after a crash sets a missing timer.
+            await asyncio.gather(
+                self._views.write(state) if changed else _nothing(),
+                self._store.set_idle_timer(state, cause, self._idle_close),
+            )
+
+    def _decision(self, conversation_id: str, cause: Envelope, state: ConversationState,
+                  decide: Decide) -> Decision | None:
+        """Every step the fact takes from ``state``, each folded into a scratch copy so the
+        next step sees it; None if there is nothing to do."""
+        scratch: ConversationState | None = None
+        decision: Decision = []
+        while (step := decide(state if scratch is None else scratch)) is not None:
+            if len(decision) >= MAX_STEPS:
+                raise RuntimeError(f"no end to the steps after {[d.TYPE for _, d in decision]}")
             envelope = cause.caused(
                 step.data,
                 event_id=event_id_for(conversation_id, step.key),
@@ -110,21 +139,11 @@ class ConversationHandlers:
                 tenant_id=cause.tenant_id or state.tenant_id,
                 correlation_id=step.correlation_id or cause.correlation_id,
             )
-            try:
-                state = await self._store.append(state, envelope)
-            except ConcurrencyConflict:
-                conflicts += 1
-                metrics.CONFLICTS.inc()
-                if conflicts >= self._max_conflicts:
-                    raise  # the consumer redelivers the event later
-                await asyncio.sleep(random.uniform(0, 0.005 * conflicts))  # noqa: S311
-                state = await self._store.load(conversation_id)
-                continue
-            _count(step)
-            log.info("conversation event appended", event_type=envelope.type,
-                     conversation_id=conversation_id, version=state.version)
-        # Also when nothing was appended: a redelivery after a crash sets a missing timer.
-        await self._store.set_idle_timer(state, cause, self._idle_close)
+            decision.append((envelope, step.data))
+            if scratch is None:
+                scratch = copy.deepcopy(state)
+            apply(scratch, envelope, step.data)
+        return decision or None
 
     @staticmethod
     def _conversation_of(envelope: Envelope) -> str:
@@ -133,16 +152,5 @@ class ConversationHandlers:
         return envelope.conversation_id
 
 
-def _count(step: Step) -> None:
-    kind = step.data.TYPE
-    if kind == "ConversationStarted":
-        metrics.STARTED.inc()
-    elif kind == "ConversationClosed":
-        metrics.CLOSED.labels(getattr(step.data, "reason", "unknown")).inc()
-    elif kind == "ReplySuperseded":
-        metrics.SUPERSEDED.inc()
-    elif kind == "TranscriptionRequested":
-        metrics.TRANSCRIPTIONS_REQUESTED.inc()
-    elif isinstance(step.data, ReplyRequested):
-        metrics.TURNS_REQUESTED.inc()
-        metrics.COALESCED.inc(len(step.data.message_sids) - 1)
+async def _nothing() -> None:
+    return None

@@ -14,8 +14,9 @@ from switchboard_tenants import TokenCipher, attach_directory
 from .handlers import ConversationHandlers
 from .settings import ConversationSettings
 from .store import ConversationStore
+from .view import ViewWriter, open_view_bucket
 
-# Handlers are short (a replay and a few appends); a conflict storm is retried by redelivery.
+# Handlers are short (an append, a view write, a timer); a conflict storm is retried by redelivery.
 INBOUND = ConsumerSpec("conversation-inbound", GATEWAY.name,
                        (f"gateway.{InboundMessageReceived.TYPE}",), ack_wait_s=30.0,
                        max_deliver=8)
@@ -41,8 +42,11 @@ def build(settings: ConversationSettings | None = None) -> Service:
             tenant = directory.tenant(tenant_id)
             return tenant.language if tenant else None
 
+        views = ViewWriter(await open_view_bucket(svc.js, settings.conversation_view_replicas),
+                           remembered=settings.conversation_cache_size)
         handlers = ConversationHandlers(
-            ConversationStore(svc.js), language_of,
+            ConversationStore(svc.nc, svc.js, settings.conversation_cache_size), views,
+            language_of,
             idle_close_s=settings.conversation_idle_close_s,
             context_size=settings.conversation_context_messages,
             max_conflicts=settings.conversation_max_conflicts,

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from prometheus_client import Counter
+from switchboard_contracts import EventData
+from switchboard_contracts.events.conversation import (
+    ConversationClosed,
+    ConversationStarted,
+    ReplyRequested,
+    ReplySuperseded,
+    TranscriptionRequested,
+)
 
 STARTED = Counter(
     "switchboard_conversation_started_total", "Conversation sessions started (first or after idle)"
@@ -26,3 +34,19 @@ CONFLICTS = Counter(
     "switchboard_conversation_conflicts_total",
     "Appends refused by the version check (another writer was first); reloaded and retried",
 )
+
+
+def count(data: EventData) -> None:
+    """Count an appended event."""
+    match data:
+        case ReplyRequested():
+            TURNS_REQUESTED.inc()
+            COALESCED.inc(len(data.message_sids) - 1)
+        case ReplySuperseded():
+            SUPERSEDED.inc()
+        case TranscriptionRequested():
+            TRANSCRIPTIONS_REQUESTED.inc()
+        case ConversationClosed():
+            CLOSED.labels(data.reason).inc()
+        case ConversationStarted():
+            STARTED.inc()

@@ -16,3 +16,7 @@ class ConversationSettings(TenantServiceSettings):
     # Concurrent writers on one conversation: how often to reload and decide again before
     # giving the event back to the consumer (which retries it later).
     conversation_max_conflicts: int = Field(10, ge=1)
+    # Conversations kept in memory with their version (a stale copy is caught by the
+    # version check on append and reloaded), and the public view bucket's replicas.
+    conversation_cache_size: int = Field(10_000, ge=1)
+    conversation_view_replicas: int = Field(1, ge=1)

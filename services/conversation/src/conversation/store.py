@@ -1,70 +1,104 @@
-"""The adapter to JetStream: the CONVERSATION stream, its aggregates and their idle timers.
+"""The adapter to JetStream: the CONVERSATION stream, its aggregates and their timers.
 
-Each conversation's events live on ``conversation.<id>.<Type>``, appended with the version
-check over ``conversation.<id>.>``. Its idle timer is a JetStream scheduled message (ADR-51)
-held on ``conversation.timers.<id>``: the server keeps one schedule per subject (a newer one
-replaces the older), stores it durably with the stream, and when it is due publishes its body
-(an ``IdleCheckDue`` envelope) to ``conversation.<id>.IdleCheckDue``, where the timer consumer
-picks it up. No process holds a timer in memory, so restarts and replicas are safe.
+Each conversation's events live on ``conversation.<id>.<Type>``; one decision's events are
+appended in one atomic batch with the version check over ``conversation.<id>.>``. Recent
+conversations stay in memory (a bounded LRU) with their version: a stale copy is caught by
+that check and reloaded from the stream (one batch direct get).
+
+Its idle timer is a JetStream scheduled message (ADR-51) held on ``conversation.timers.<id>``:
+the server keeps one schedule per subject (a newer one replaces the older), stores it durably
+with the stream, and when it is due publishes its body (an ``IdleCheckDue`` envelope) to
+``conversation.<id>.IdleCheckDue``, where the timer consumer picks it up. No process holds a
+timer in memory, so restarts and replicas are safe.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from switchboard_contracts import Envelope
-from switchboard_contracts.conversation_state import ConversationState, apply
+from switchboard_contracts import Envelope, EventData
 from switchboard_contracts.events.conversation import IdleCheckDue
 from switchboard_contracts.topology import CONVERSATION
-from switchboard_runtime.aggregate import append, conversation_subject, load_conversation
-from switchboard_runtime.bus import Publisher
+from switchboard_runtime import eventsourcing
+from switchboard_runtime.eventsourcing import LruCache, append_batch, replay, schedule_at
 from switchboard_runtime.telemetry import get_logger
 
 from .domain import idle_due_at
+from .metrics import CONFLICTS, count
+from .state import ConversationState, apply, fold
 
 log = get_logger(__name__)
 
 EVENT_NAMESPACE = uuid.UUID("6f1e9b1c-6c0e-4f57-9d55-3c1f0f4b8a21")
-SCHEDULE = "Nats-Schedule"
-SCHEDULE_TARGET = "Nats-Schedule-Target"
+PREFIX = "conversation"
 
 
 def event_id_for(conversation_id: str, key: str) -> uuid.UUID:
     """The same fact of the same conversation always gets the same event id (and msg id)."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{conversation_id}:{key}")
+    return eventsourcing.event_id_for(EVENT_NAMESPACE, conversation_id, key)
 
 
-def timer_subject(conversation_id: str) -> str:
-    """Where a conversation's one idle schedule is held (outside its event subjects)."""
-    return f"conversation.timers.{conversation_id}"
+def conversation_subject(conversation_id: str, event_type: str = ">") -> str:
+    return eventsourcing.aggregate_subject(PREFIX, conversation_id, event_type)
 
 
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def timer_subject(conversation_id: str, timer: str | None = None) -> str:
+    """Where a conversation's schedules are held (outside its event subjects): the idle
+    timer on ``conversation.timers.<id>``, others on ``conversation.timers.<id>.<timer>``."""
+    base = f"{PREFIX}.timers.{conversation_id}"
+    return f"{base}.{timer}" if timer else base
 
 
 class ConversationStore:
-    def __init__(self, js: JetStreamContext) -> None:
+    """``eventsourcing.Repository`` of conversations; a decision is the typed events to
+    append, each with its envelope."""
+
+    def __init__(self, nc: NATS, js: JetStreamContext, cache_size: int = 10_000) -> None:
+        self._nc = nc
         self._js = js
-        self._publisher = Publisher(js, CONVERSATION.name)
+        self._recent: LruCache[str, ConversationState] = LruCache(cache_size)
+
+    def cached(self, conversation_id: str) -> ConversationState | None:
+        return self._recent.get(conversation_id)
 
     async def load(self, conversation_id: str) -> ConversationState:
-        return await load_conversation(self._js, conversation_id)
+        events = await replay(self._js, CONVERSATION.name, conversation_subject(conversation_id))
+        state = fold(conversation_id, ((e.envelope, e.seq) for e in events))
+        self._recent.put(conversation_id, state)
+        return state
 
-    async def append(self, state: ConversationState, envelope: Envelope) -> ConversationState:
-        """Append at the state's version (ConcurrencyConflict if another writer was first)
-        and return the state with the event folded in."""
-        conversation_id = envelope.conversation_id
+    async def append(self, state: ConversationState,
+                     decision: Sequence[tuple[Envelope, EventData]]) -> ConversationState:
+        """Append the decision's events at the state's version (``ConcurrencyConflict`` if
+        another writer was first) and return the state with them folded in."""
+        conversation_id = state.conversation_id
         assert conversation_id is not None
-        ack = await append(
-            self._publisher, conversation_subject(conversation_id),
-            conversation_subject(conversation_id, envelope.type), envelope, state.version,
-        )
-        if ack.duplicate:  # stored before (a redelivery): the stream knows best
+        try:
+            ack = await append_batch(
+                self._nc, CONVERSATION.name, conversation_subject(conversation_id),
+                [(conversation_subject(conversation_id, env.type), env) for env, _ in decision],
+                state.version,
+            )
+        except eventsourcing.ConcurrencyConflict:
+            raise
+        except Exception:
+            self._recent.drop(conversation_id)  # stored or not: only the stream can tell
+            raise
+        if ack.duplicate:  # stored before (another writer, a redelivery): reload
+            CONFLICTS.inc()
             return await self.load(conversation_id)
-        return apply(state, envelope, ack.seq)
+        first = ack.seq - len(decision) + 1  # a batch is stored contiguously
+        for offset, (envelope, data) in enumerate(decision):
+            apply(state, envelope, data, first + offset)
+            count(data)
+            log.info("conversation event appended", event_type=envelope.type,
+                     conversation_id=conversation_id, version=first + offset)
+        self._recent.put(conversation_id, state)
+        return state
 
     async def set_idle_timer(
         self, state: ConversationState, cause: Envelope, idle_close: timedelta
@@ -81,11 +115,9 @@ class ConversationStore:
             correlation_id=cause.correlation_id, causation_id=cause.event_id,
             tenant_id=state.tenant_id, conversation_id=conversation_id,
         )
-        headers = {
-            SCHEDULE: f"@at {rfc3339(due)}",
-            SCHEDULE_TARGET: conversation_subject(conversation_id, IdleCheckDue.TYPE),
-        }
-        # No Nats-Msg-Id: the schedule subject keeps one message anyway, and a timer set
-        # again for the same activity (after an early check) must not be dropped as a dup.
-        await self._js.publish(timer_subject(conversation_id), check.to_bytes(),
-                               stream=CONVERSATION.name, headers=headers, timeout=5.0)
+        await self.schedule(conversation_id, None, check, due)
+
+    async def schedule(self, conversation_id: str, timer: str | None, body: Envelope,
+                       due_at: datetime) -> None:
+        await schedule_at(self._js, CONVERSATION.name, timer_subject(conversation_id, timer),
+                          conversation_subject(conversation_id, body.type), due_at, body)

@@ -51,6 +51,7 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         duplicate_window=float(pick("duplicate_window_s", spec.duplicate_window_s)),  # type: ignore[arg-type]
         allow_direct=True,
         allow_msg_schedules=spec.allow_msg_schedules or None,
+        allow_atomic=spec.allow_atomic or None,
     )
 
 

@@ -1,0 +1,180 @@
+"""The Conversation aggregate's state: its events folded, typed by the contracts' models.
+
+Private to this service: other services read the public view (``view.py``), never this.
+``apply`` takes each event's typed payload (decoded by the registry), so a field renamed in a
+contract breaks here at type-check time, not at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from switchboard_contracts import Envelope, EventData, registry
+from switchboard_contracts.conversation_view import WHATSAPP_WINDOW
+from switchboard_contracts.events.conversation import (
+    AssistantMessageAppended,
+    ConversationClosed,
+    ConversationStarted,
+    ReplyRequested,
+    ReplySuperseded,
+    TranscriptAppended,
+    TranscriptionRequested,
+    UserMessageAppended,
+)
+from switchboard_contracts.events.gateway import Media
+
+# What the history says for a voice note before (or instead of) its transcript.
+VOICE_NOTE = "[voice message]"
+UNTRANSCRIBED_VOICE_NOTE = "[voice message that could not be transcribed]"
+
+
+@dataclass
+class ConversationState:
+    conversation_id: str | None = None
+    tenant_id: str | None = None
+    user_address: str | None = None
+    business_address: str | None = None
+    account_sid: str | None = None
+    session: int = 0
+    open: bool = False
+    last_user_message_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    # The last turn a reply was requested for, and whether its reply is still awaited.
+    turn: int = 0
+    reply_in_flight: bool = False
+    # User messages no ReplyRequested covers yet (they arrived while a reply was in flight,
+    # or await their transcript): the next turn answers them all.
+    waiting_message_sids: list[str] = field(default_factory=list)
+    message_sids: set[str] = field(default_factory=set)
+    # The correlation_id each user message came with (a turn keeps its first message's).
+    message_correlation: dict[str, str] = field(default_factory=dict)
+    # Voice notes: transcripts still awaited, those requested, those that failed (by sid).
+    awaiting_transcript: set[str] = field(default_factory=set)
+    transcription_requested: set[str] = field(default_factory=set)
+    failed_transcripts: set[str] = field(default_factory=set)
+    # The current session's messages: role, text, at. A voice note holds its place with a
+    # placeholder until its transcript replaces it; other media without text a placeholder.
+    history: list[tuple[str, str, datetime]] = field(default_factory=list)
+    history_index: dict[str, int] = field(default_factory=dict)  # voice note sid -> position
+    answered_turns: set[int] = field(default_factory=set)
+    superseded_turns: set[int] = field(default_factory=set)
+    human_mode: bool = False  # reserved for human handoff
+    version: int = 0  # stream sequence of the last event applied
+
+    def window_ends_at(self) -> datetime | None:
+        """End of WhatsApp's customer-service window: 24 h from the user's last message."""
+        if self.last_user_message_at is None:
+            return None
+        return self.last_user_message_at + WHATSAPP_WINDOW
+
+
+def needs_transcript(message: UserMessageAppended) -> bool:
+    """A voice note: audio media and no text (the transcript becomes its text)."""
+    return not message.text.strip() and any(_kind(m) == "audio" for m in message.media)
+
+
+def media_placeholder(media: list[Media]) -> str:
+    """What the history says for a message without text, e.g. ``[image]``."""
+    kinds = {"image": "[image]", "video": "[video]", "audio": VOICE_NOTE}
+    for item in media:
+        found = kinds.get(_kind(item))
+        if found:
+            return found
+    return "[attachment]" if media else ""
+
+
+def _kind(media: Media) -> str:
+    return media.content_type.lower().split("/", 1)[0]
+
+
+def apply(state: ConversationState, envelope: Envelope, data: EventData, seq: int = 0
+          ) -> ConversationState:
+    """Fold one event in (``data``: its typed payload); other event types only move the
+    version (e.g. a timer firing on the conversation's subjects)."""
+    at = envelope.occurred_at
+    state.conversation_id = envelope.conversation_id or state.conversation_id
+    state.tenant_id = envelope.tenant_id or state.tenant_id
+    state.version = max(state.version, seq)
+    match data:
+        case ConversationStarted():
+            state.open = True
+            state.session = data.session
+            state.user_address = data.user_address
+            state.business_address = data.business_address
+            state.account_sid = data.account_sid
+            state.history, state.history_index = [], {}  # a new session: a fresh context
+        case UserMessageAppended():
+            _user_message(state, data, envelope.correlation_id, at)
+        case TranscriptionRequested():
+            state.transcription_requested.add(data.message_sid)
+        case TranscriptAppended():
+            _transcript(state, data, at)
+        case ReplyRequested():
+            state.turn = data.turn
+            state.reply_in_flight = True
+            covered = set(data.message_sids)
+            state.waiting_message_sids = [s for s in state.waiting_message_sids
+                                          if s not in covered]
+        case AssistantMessageAppended():
+            state.answered_turns.add(data.turn)
+            if data.turn == state.turn:
+                state.reply_in_flight = False
+            state.history.append(("assistant", data.text, at))
+            state.last_activity_at = at
+        case ReplySuperseded():
+            state.superseded_turns.add(data.turn)
+            if data.turn == state.turn:  # its reply is dropped; the next turn is due
+                state.reply_in_flight = False
+        case ConversationClosed():
+            state.open = False
+            state.reply_in_flight = False
+            state.waiting_message_sids = []
+    return state
+
+
+def _user_message(state: ConversationState, data: UserMessageAppended, correlation_id: str,
+                  at: datetime) -> None:
+    sid = data.message_sid
+    state.message_sids.add(sid)
+    state.message_correlation[sid] = correlation_id
+    state.last_user_message_at = data.received_at
+    state.last_activity_at = at
+    if needs_transcript(data):
+        state.awaiting_transcript.add(sid)
+        state.history_index[sid] = len(state.history)
+    state.history.append(("user", data.text or media_placeholder(data.media), at))
+    if sid not in state.waiting_message_sids:
+        state.waiting_message_sids.append(sid)
+
+
+def _transcript(state: ConversationState, data: TranscriptAppended, at: datetime) -> None:
+    sid = data.message_sid
+    state.awaiting_transcript.discard(sid)
+    if data.failed:
+        state.failed_transcripts.add(sid)
+    text = data.text or (UNTRANSCRIBED_VOICE_NOTE if data.failed else VOICE_NOTE)
+    index = state.history_index.pop(sid, None)
+    if index is not None and index < len(state.history):
+        _, _, said_at = state.history[index]
+        state.history[index] = ("user", text, said_at)
+    else:
+        state.history.append(("user", text, at))
+
+
+def apply_stored(state: ConversationState, envelope: Envelope, seq: int) -> ConversationState:
+    """Fold a stored event: typed by the registry (a type this build does not know, such as
+    a timer's, only moves the version)."""
+    if envelope.type in registry:
+        return apply(state, envelope, registry.decode(envelope).data, seq)
+    state.version = max(state.version, seq)
+    return state
+
+
+def fold(conversation_id: str, events: Iterable[tuple[Envelope, int]]) -> ConversationState:
+    """State from ``(envelope, stream sequence)`` pairs in stream order."""
+    state = ConversationState(conversation_id=conversation_id)
+    for envelope, seq in events:
+        apply_stored(state, envelope, seq)
+    return state

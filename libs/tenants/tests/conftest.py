@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -11,6 +9,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from pydantic import SecretStr
+from switchboard_devstack.waiting import eventually as eventually
 from switchboard_tenants import (
     DirectoryPublisher,
     NewTenant,
@@ -38,15 +37,6 @@ def new_tenant(tenant_id: str = "acme", **overrides: object) -> NewTenant:
         **overrides,
     }
     return NewTenant.model_validate(fields)
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait for a replica to catch up with a published change."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -11,21 +11,30 @@ and no longer.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from nats.js import JetStreamContext
 
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 20.0,
-                     interval_s: float = 0.05, what: str = "condition") -> T:
-    """Poll ``check`` until it answers something truthy, and return that."""
+@overload
+async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = ...,
+                     interval_s: float = ..., what: str = ...) -> T: ...
+@overload
+async def eventually(check: Callable[[], T], timeout_s: float = ...,
+                     interval_s: float = ..., what: str = ...) -> T: ...
+async def eventually(check: Callable[[], Any], timeout_s: float = 20.0,
+                     interval_s: float = 0.05, what: str = "condition") -> Any:
+    """Poll ``check`` (a plain or an async function) until it answers something truthy, and
+    return that."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = await check()
+        answer = check()
+        value = await answer if inspect.isawaitable(answer) else answer
         if value:
             return value
         if time.monotonic() > deadline:

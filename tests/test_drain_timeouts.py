@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 import yaml
 from agent.settings import AgentSettings
+from sender.settings import SenderSettings
 from switchboard_runtime.config import ConfigError, ServiceSettings
 
 K8S = Path(__file__).resolve().parents[1] / "k8s"
 # The settings class of each Deployment that declares handler steps the drain must outlast.
-SETTINGS: dict[str, type[ServiceSettings]] = {"switchboard-agent": AgentSettings}
+SETTINGS: dict[str, type[ServiceSettings]] = {"switchboard-agent": AgentSettings,
+                                               "switchboard-sender": SenderSettings}
 
 
 def _documents(folder: Path) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,8 @@ class SenderSettings(TenantServiceSettings):
     REQUIRED_IN_PRODUCTION: ClassVar[tuple[str, ...]] = (
         *TenantServiceSettings.REQUIRED_IN_PRODUCTION, "gateway_public_url",
     )
+    # One Messages API call must fit in the drain (ADR 0012).
+    OUTLASTED_BY_DRAIN: ClassVar[tuple[str, ...]] = ("twilio_timeout_s",)
 
     service_name: str = "sender"
     # The gateway's public URL (what Twilio calls), e.g. https://hooks.example.com: status

@@ -148,3 +148,34 @@ async def test_a_dead_letter_of_a_consumer_without_replays_is_left_in_place(
     with pytest.raises(NotReplayable, match="projection-gateway takes no replays"):
         await replay(streams, seq)
     assert [item.seq for item in await list_dead_letters(streams)] == [seq]
+
+
+async def test_a_replay_that_never_answers_is_filed_under_its_origin_by_the_collector(
+    streams: JetStreamContext, make_inbound
+) -> None:
+    from switchboard_runtime.bus.collector import AdvisoryCollector
+    from switchboard_runtime.bus.deadletters import NO_ANSWER
+
+    async def hang(event) -> None:
+        await asyncio.sleep(3600)
+
+    hung = ConsumerSpec(durable="test-hung", stream=GATEWAY.name,
+                        filter_subjects=(f"gateway.{TYPE}",), ack_wait_s=0.5, max_deliver=2,
+                        batch=1, concurrency=4)
+    consumer = Consumer(streams, hung, {TYPE: hang})
+    collector = AdvisoryCollector(streams, "test", consumer.specs)
+    await consumer.start()
+    await collector.start()
+    try:
+        await Publisher(streams, GATEWAY.name).publish(f"gateway.{TYPE}", make_inbound())
+        seq, first = await only_dead_letter(streams)
+        await replay(streams, seq)
+        seq_again, again = await only_dead_letter(streams)
+        assert seq_again != seq and again.reason == first.reason == NO_ANSWER
+        assert (again.stream, again.subject, again.stream_seq, again.consumer) == (
+            GATEWAY.name, f"gateway.{TYPE}", 1, "test-hung")
+    finally:
+        await collector.stop()
+        for task in list(consumer._in_flight):
+            task.cancel()
+        await consumer.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
 from switchboard_contracts.topology import DEADLETTER, GATEWAY
+from switchboard_devstack.waiting import drained, eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher
 from switchboard_runtime.deadletters.store import list_dead_letters
 
@@ -21,14 +22,6 @@ def spec(**overrides) -> ConsumerSpec:
                   ack_wait_s=2.0, max_deliver=3, retry_delays_s=(0.3,), batch=4)
     values.update(overrides)
     return ConsumerSpec(**values)
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def dead_letters(js) -> list[DeadLetter]:
@@ -45,8 +38,8 @@ async def test_handled_event_is_acked_once(streams, make_inbound) -> None:
     await consumer.start()
     sent = make_inbound()
     await Publisher(streams, GATEWAY.name).publish(SUBJECT, sent)
-    await wait_until(lambda: len(seen) == 1)
-    await asyncio.sleep(2.5)  # past ack_wait: an unacked message would be back
+    await eventually(lambda: len(seen) == 1)
+    await drained(streams, [GATEWAY.name])  # an unacked message would be back before this
     await consumer.stop()
     assert [e.event_id for e in seen] == [sent.event_id]
     info = await streams.consumer_info(GATEWAY.name, "test-consumer")
@@ -69,7 +62,7 @@ async def test_failing_handler_is_retried_with_backoff_then_dead_lettered_and_re
     await consumer.start()
     await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
 
-    await wait_until(lambda: len(attempts) == 3)
+    await eventually(lambda: len(attempts) == 3)
     # Redeliveries wait for the nak delay of their attempt: 0.5 s, then 1.0 s.
     assert attempts[1] - attempts[0] >= 0.45
     assert attempts[2] - attempts[1] >= 0.95
@@ -90,7 +83,7 @@ async def test_failing_handler_is_retried_with_backoff_then_dead_lettered_and_re
     assert letter.reason == "handler failed 3 times"
     assert letter.error == "RuntimeError: downstream unavailable"
     assert letter.event_type == "InboundMessageReceived"
-    await asyncio.sleep(1.5)
+    await drained(streams, [GATEWAY.name])  # a delivery still due would come first
     assert len(attempts) == 3  # terminated: no fourth delivery
 
     # The operator fixes the cause and replays from the CLI: the handler gets it again.
@@ -100,7 +93,7 @@ async def test_failing_handler_is_retried_with_backoff_then_dead_lettered_and_re
                             capture_output=True, text=True, env=os.environ, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "1 replayed" in result.stdout
-    await wait_until(lambda: len(attempts) == 4)
+    await eventually(lambda: len(attempts) == 4)
     assert await dead_letters(streams) == []
     await consumer.stop()
 
@@ -143,7 +136,7 @@ async def test_unknown_fields_and_minor_versions_are_accepted(streams, make_inbo
     raw["added_later"] = True
     raw["data"]["new_field"] = "ignored"
     await streams.publish(SUBJECT, json.dumps(raw).encode(), stream=GATEWAY.name)
-    await wait_until(lambda: len(handled) == 1)
+    await eventually(lambda: len(handled) == 1)
     await consumer.stop()
 
 
@@ -211,7 +204,7 @@ async def test_a_handler_knows_which_delivery_it_runs_and_whether_it_is_the_last
                         {"InboundMessageReceived": handle})
     await consumer.start()
     await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
-    await wait_until(lambda: len(seen) == 3)
+    await eventually(lambda: len(seen) == 3)
     await consumer.stop()
     assert seen == [(1, False), (2, False), (3, True)]
     assert current_delivery() is None

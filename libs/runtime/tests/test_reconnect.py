@@ -4,6 +4,7 @@ import asyncio
 
 import nats
 from switchboard_contracts.topology import ADVISORIES, DEADLETTER, GATEWAY
+from switchboard_devstack.waiting import eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher, ensure_streams
 
 
@@ -29,7 +30,7 @@ async def test_consumer_keeps_consuming_after_a_server_restart(nats_server, make
         await asyncio.sleep(0.05)
 
     nats_server.stop()
-    await asyncio.sleep(1.5)
+    await eventually(lambda: not nc.is_connected, what="the client saw the server go")
     nats_server.start()
     for _ in range(100):
         if nc.is_connected:

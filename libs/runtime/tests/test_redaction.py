@@ -83,3 +83,14 @@ def test_a_library_handler_does_not_bypass_the_redaction(capsys) -> None:
     logging.getLogger("twilio").addHandler(own)
     configure_logging("test", "INFO")
     assert own not in logging.getLogger("twilio").handlers
+
+
+def test_a_library_exception_traceback_is_redacted(capsys) -> None:
+    configure_logging("test", "INFO")
+    try:
+        raise RuntimeError(f"Unable to fetch page: /Messages.json?To=whatsapp%3A%2B{DIGITS}")
+    except RuntimeError:
+        logging.getLogger("some.library").exception("call failed")
+    (line,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert "RuntimeError: Unable to fetch page" in line["exception"]
+    assert DIGITS not in line["exception"]

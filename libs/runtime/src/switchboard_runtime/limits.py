@@ -50,6 +50,7 @@ SYNC_FAILURES = Counter(
     "Syncs of shared rate-limit counters that failed (decisions were local meanwhile)",
     ["service"],
 )
+MAX_REQUESTS = 128  # sync requests in flight at once
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*(second|minute|hour|day)s?\s*$", re.I)
 
@@ -98,7 +99,9 @@ class SharedCounters:
         self._service = service
         self.stream = f"LIMITS_{service.upper()}"
         self.sync_interval_s = sync_interval_s
-        self._timeout_s = timeout_s
+        self._timeout_s = timeout_s  # a decision's sync; the background's may take longer
+        self._background_timeout_s = max(timeout_s, 5 * sync_interval_s)
+        self._requests = asyncio.Semaphore(MAX_REQUESTS)
         self._max_age_s = max_age_s
         self._clock = clock  # wall clock: every replica must agree on window boundaries
         self._counts: dict[_Key, _Count] = {}
@@ -175,14 +178,15 @@ class SharedCounters:
                     await self._ensure_stream()
                     self._stream_missing = False
             if self._shared():
-                await self._sync(self._due())
+                await self._sync(self._due(), self._background_timeout_s)
 
-    async def _sync(self, keys: Iterable[_Key]) -> None:
+    async def _sync(self, keys: Iterable[_Key], timeout_s: float | None = None) -> None:
         tasks = []
         for key in keys:
             task = self._syncing.get(key)
             if task is None:  # one sync per key at a time; later callers wait for it
-                task = self._syncing[key] = asyncio.create_task(self._sync_one(key))
+                task = self._syncing[key] = asyncio.create_task(
+                    self._sync_one(key, timeout_s or self._timeout_s))
                 task.add_done_callback(self._synced(key))
             tasks.append(task)
         if tasks:
@@ -194,25 +198,27 @@ class SharedCounters:
 
         return done
 
-    async def _sync_one(self, key: _Key) -> None:
+    async def _sync_one(self, key: _Key, timeout_s: float) -> None:
         count = self._count(key)
         delta, count.pending, count.consulted = count.pending, 0, False
         count.in_flight += delta
         scope, window_s, index, digest = key
         subject = f"limits.{self._service}.{scope}.{window_s}s.{index}.{digest}"
         try:
-            reply = await self._nc.request(subject, b"", timeout=self._timeout_s,
-                                           headers={"Nats-Incr": f"+{delta}"})
+            async with self._requests:  # a bounded burst of requests, not one per key at once
+                reply = await self._nc.request(subject, b"", timeout=timeout_s,
+                                               headers={"Nats-Incr": f"+{delta}"})
             answer = json.loads(reply.data)
             total = int(answer["val"])
         except Exception as exc:  # any failure: decide locally for a while
             # A memory stream does not outlive a single server's restart: create it again.
             self._stream_missing |= isinstance(exc, NoRespondersError)
             count.pending += delta
-            self._local_until = time.monotonic() + self.sync_interval_s
             SYNC_FAILURES.labels(self._service).inc()
-            log.warning("shared rate-limit sync failed: deciding per replica",
-                        error=type(exc).__name__)
+            if self._shared():  # once per episode, not once per key
+                log.warning("shared rate-limit sync failed: deciding per replica",
+                            error=type(exc).__name__)
+            self._local_until = time.monotonic() + self.sync_interval_s
             return
         finally:
             count.in_flight -= delta

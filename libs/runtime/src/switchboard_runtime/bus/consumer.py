@@ -150,7 +150,8 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(self.spec.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._lag_task: asyncio.Task[None] | None = None
 
     @property
     def specs(self) -> tuple[ConsumerSpec, ...]:
@@ -162,16 +163,18 @@ class Consumer:
         if self.replay_spec is not None:
             await ensure_input_stream(self._js, REPLAY)
             await self._js.add_consumer(REPLAY.name, self.replay_spec.config())
-        self._tasks = [asyncio.create_task(self._run(spec), name=f"consumer:{spec.durable}")
+        self._loops = [asyncio.create_task(self._run(spec), name=f"consumer:{spec.durable}")
                        for spec in self.specs]
-        self._tasks.append(asyncio.create_task(self._report_lag(),
-                                               name=f"consumer-lag:{self.spec.durable}"))
+        self._lag_task = asyncio.create_task(self._report_lag(),
+                                             name=f"consumer-lag:{self.spec.durable}")
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight handlers finish (and ack), then return."""
         self._stopping.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks)
+        if self._lag_task is not None:  # nothing to finish: not worth a wait in the drain
+            self._lag_task.cancel()
+        if self._loops:
+            await asyncio.gather(*self._loops)
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
@@ -216,7 +219,7 @@ class Consumer:
     async def _report_lag(self) -> None:
         """Read each durable's backlog from the server every lag_interval_s: set at delivery
         only, a stuck consumer would show its last value."""
-        while not self._stopping.is_set():
+        while True:
             for spec in self.specs:
                 try:
                     info = await self._js.consumer_info(spec.stream, spec.durable)
@@ -225,8 +228,7 @@ class Consumer:
                     continue
                 CONSUMER_LAG.labels(spec.durable).set(info.num_pending or 0)
                 CONSUMER_ACK_PENDING.labels(spec.durable).set(info.num_ack_pending or 0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.spec.lag_interval_s)
+            await asyncio.sleep(self.spec.lag_interval_s)
 
     def _durable_of(self, msg: Msg) -> str:
         """Which durable delivered it (its own or the replay one): the label of its metrics."""

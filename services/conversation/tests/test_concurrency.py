@@ -48,7 +48,8 @@ async def test_handlers_racing_on_one_conversation(nc, js):
     bucket = await open_view_bucket(js, replicas=1)
     # Two writers as two replicas would be: each its own cache, its own view writer.
     writers = [ConversationHandlers(ConversationStore(nc, js), ViewWriter(bucket, 100),
-                                    lambda _: "en", idle_close_s=86400, context_size=20,
+                                    lambda _: "en", idle_close_s=86400, turn_deadline_s=300,
+                                    transcript_deadline_s=600, context_size=20,
                                     max_conflicts=100) for _ in range(2)]
     conflicts_before = CONFLICTS._value.get()
     sids = {sid() for _ in range(8)}

@@ -53,6 +53,8 @@ USAGE: dict[str, Usage] = {
     "ReplySuperseded": Usage(("conversation",), public=False),
     "ConversationClosed": Usage(("projection",)),
     "IdleCheckDue": Usage(("conversation",), public=False),
+    "TurnDeadlineDue": Usage(("conversation",), public=False),
+    "TranscriptDeadlineDue": Usage(("conversation",), public=False),
     # transcription
     "TranscriptionCompleted": Usage(("conversation", "projection")),
     "TranscriptionFailed": Usage(("conversation", "projection")),

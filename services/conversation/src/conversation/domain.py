@@ -24,15 +24,18 @@ from switchboard_contracts.events.conversation import (
     ReplyRequested,
     ReplySuperseded,
     TranscriptAppended,
+    TranscriptDeadlineDue,
     TranscriptionRequested,
+    TurnDeadlineDue,
     UserMessageAppended,
 )
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 
-from .state import ConversationState
+from .state import TURN_DEADLINE, ConversationState
 
 TRANSCRIPTION_FAILED = "transcription_failed"  # ReplyRequested.fallback_reason
+TRANSCRIPTION_DEADLINE = "transcription_deadline"  # TranscriptAppended.reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,45 @@ def decide_reply(
     return next_request(state, context_size)
 
 
+# -- deadlines (ADR 0016) ----------------------------------------------------------------------
+def turn_deadline_at(state: ConversationState, deadline: timedelta) -> datetime | None:
+    """When the reply in flight is overdue (None: no reply in flight)."""
+    if not (state.open and state.reply_in_flight) or state.turn_requested_at is None:
+        return None
+    return state.turn_requested_at + deadline
+
+
+def decide_turn_deadline(
+    state: ConversationState, due: TurnDeadlineDue, *, context_size: int
+) -> Step | None:
+    """The turn's reply never came (its request or its outcome was lost or dead-lettered).
+
+    Ask for the fallback through the agent's path without the LLM: a new turn with
+    ``fallback_reason="turn_deadline"`` for the same messages (the late reply, if it ever
+    comes, is then stale everywhere). If that fallback turn is overdue too, nothing answers
+    at all: it is superseded, so the messages that wait behind it get their turn. If user
+    messages wait already, the overdue turn is superseded at once and the next turn answers
+    everything (no fallback text first)."""
+    turn = due.turn
+    if not reply_awaited(state, turn):
+        return next_request(state, context_size)
+    if state.turn_is_deadline_fallback or state.waiting_message_sids:
+        # Messages wait: the next turn answers them all, as after a late reply (ADR 0006).
+        return Step(ReplySuperseded(turn=turn, next_turn=turn + 1), f"ReplySuperseded:{turn}")
+    return _request(state, turn + 1, state.turn_message_sids, TURN_DEADLINE, context_size)
+
+
+def decide_transcript_deadline(
+    state: ConversationState, due: TranscriptDeadlineDue, *, context_size: int
+) -> Step | None:
+    """The voice note's transcript never came: it counts as not transcribed."""
+    sid = due.message_sid
+    if state.open and sid in state.awaiting_transcript:
+        return Step(TranscriptAppended(message_sid=sid, text="", failed=True,
+                                       reason=TRANSCRIPTION_DEADLINE), f"TranscriptAppended:{sid}")
+    return next_request(state, context_size)
+
+
 # -- the next turn -----------------------------------------------------------------------------
 def next_request(state: ConversationState, context_size: int) -> Step | None:
     """Ask for a reply when messages wait, none is in flight and every voice note among them
@@ -121,18 +163,24 @@ def next_request(state: ConversationState, context_size: int) -> Step | None:
         return None
     if any(sid in state.awaiting_transcript for sid in waiting):
         return None
-    turn = state.turn + 1
     nothing_to_answer = all(sid in state.failed_transcripts for sid in waiting)
+    return _request(state, state.turn + 1, waiting,
+                    TRANSCRIPTION_FAILED if nothing_to_answer else None, context_size)
+
+
+def _request(state: ConversationState, turn: int, message_sids: list[str],
+             fallback_reason: str | None, context_size: int) -> Step:
     return Step(ReplyRequested(
         turn=turn,
-        message_sids=waiting,
+        message_sids=message_sids,
         context=[ContextMessage(role=role, content=text, at=at)
                  for role, text, at in state.history[-context_size:]],
         user_address=state.user_address or "",
         business_address=state.business_address or "",
         account_sid=state.account_sid or "",
-        fallback_reason=TRANSCRIPTION_FAILED if nothing_to_answer else None,
-    ), f"ReplyRequested:{turn}", correlation_id=state.message_correlation.get(waiting[0]))
+        fallback_reason=fallback_reason,
+    ), f"ReplyRequested:{turn}",
+        correlation_id=state.message_correlation.get(message_sids[0]) if message_sids else None)
 
 
 # -- idle close --------------------------------------------------------------------------------

@@ -18,7 +18,11 @@ from datetime import UTC, datetime, timedelta
 
 from switchboard_contracts import Envelope, Event, EventData
 from switchboard_contracts.events.agent import ReplyGenerated
-from switchboard_contracts.events.conversation import IdleCheckDue
+from switchboard_contracts.events.conversation import (
+    IdleCheckDue,
+    TranscriptDeadlineDue,
+    TurnDeadlineDue,
+)
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 from switchboard_contracts.topology import conversation_id_for
@@ -33,6 +37,8 @@ from .domain import (
     decide_inbound,
     decide_reply,
     decide_transcript,
+    decide_transcript_deadline,
+    decide_turn_deadline,
 )
 from .state import ConversationState, apply
 from .store import ConversationStore, event_id_for
@@ -55,6 +61,8 @@ class ConversationHandlers:
         language_of: LanguageOf,
         *,
         idle_close_s: float,
+        turn_deadline_s: float,
+        transcript_deadline_s: float,
         context_size: int,
         max_conflicts: int,
     ) -> None:
@@ -62,6 +70,8 @@ class ConversationHandlers:
         self._views = views
         self._language_of = language_of
         self._idle_close = timedelta(seconds=idle_close_s)
+        self._turn_deadline = timedelta(seconds=turn_deadline_s)
+        self._transcript_deadline = timedelta(seconds=transcript_deadline_s)
         self._context_size = context_size
         self._max_conflicts = max_conflicts
         self._writers = KeyedLocks()
@@ -106,6 +116,21 @@ class ConversationHandlers:
             lambda state: decide_idle(state, check, datetime.now(UTC), self._idle_close),
         )
 
+    async def on_turn_deadline(self, event: Event[TurnDeadlineDue]) -> None:
+        due = event.data
+        await self._handle(
+            self._conversation_of(event.envelope), event.envelope,
+            lambda state: decide_turn_deadline(state, due, context_size=self._context_size),
+        )
+
+    async def on_transcript_deadline(self, event: Event[TranscriptDeadlineDue]) -> None:
+        due = event.data
+        await self._handle(
+            self._conversation_of(event.envelope), event.envelope,
+            lambda state: decide_transcript_deadline(state, due,
+                                                     context_size=self._context_size),
+        )
+
     # -- the loop ----------------------------------------------------------------------------
     async def _handle(self, conversation_id: str, cause: Envelope, decide: Decide) -> None:
         async with self._writers.hold(conversation_id):
@@ -121,6 +146,8 @@ class ConversationHandlers:
             await asyncio.gather(
                 self._views.write(state) if changed else _nothing(),
                 self._store.set_idle_timer(state, cause, self._idle_close),
+                self._store.set_deadlines(state, cause, self._turn_deadline,
+                                          self._transcript_deadline),
             )
 
     def _decision(self, conversation_id: str, cause: Envelope, state: ConversationState,

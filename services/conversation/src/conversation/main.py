@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from switchboard_contracts.events.agent import ReplyGenerated
-from switchboard_contracts.events.conversation import IdleCheckDue
+from switchboard_contracts.events.conversation import (
+    IdleCheckDue,
+    TranscriptDeadlineDue,
+    TurnDeadlineDue,
+)
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 from switchboard_contracts.topology import AGENT, CONVERSATION, GATEWAY, TRANSCRIPTION
@@ -25,7 +29,9 @@ REPLIES = ConsumerSpec("conversation-replies", AGENT.name, ("agent.>",), ack_wai
 TRANSCRIPTS = ConsumerSpec("conversation-transcripts", TRANSCRIPTION.name, ("transcription.>",),
                            ack_wait_s=30.0, max_deliver=8)
 TIMERS = ConsumerSpec("conversation-timers", CONVERSATION.name,
-                      (f"conversation.*.{IdleCheckDue.TYPE}",), ack_wait_s=30.0, max_deliver=8)
+                      tuple(f"conversation.*.{due.TYPE}" for due in
+                            (IdleCheckDue, TurnDeadlineDue, TranscriptDeadlineDue)),
+                      ack_wait_s=30.0, max_deliver=8)
 
 
 def build(settings: ConversationSettings | None = None) -> Service:
@@ -48,6 +54,8 @@ def build(settings: ConversationSettings | None = None) -> Service:
             ConversationStore(svc.nc, svc.js, settings.conversation_cache_size), views,
             language_of,
             idle_close_s=settings.conversation_idle_close_s,
+            turn_deadline_s=settings.conversation_turn_deadline_s,
+            transcript_deadline_s=settings.conversation_transcript_deadline_s,
             context_size=settings.conversation_context_messages,
             max_conflicts=settings.conversation_max_conflicts,
         )
@@ -55,7 +63,9 @@ def build(settings: ConversationSettings | None = None) -> Service:
         svc.consume(REPLIES, {ReplyGenerated.TYPE: handlers.on_reply})
         svc.consume(TRANSCRIPTS, {TranscriptionCompleted.TYPE: handlers.on_transcript,
                                   TranscriptionFailed.TYPE: handlers.on_transcript})
-        svc.consume(TIMERS, {IdleCheckDue.TYPE: handlers.on_idle_check})
+        svc.consume(TIMERS, {IdleCheckDue.TYPE: handlers.on_idle_check,
+                             TurnDeadlineDue.TYPE: handlers.on_turn_deadline,
+                             TranscriptDeadlineDue.TYPE: handlers.on_transcript_deadline})
 
     return service
 

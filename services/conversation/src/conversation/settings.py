@@ -16,6 +16,13 @@ class ConversationSettings(TenantServiceSettings):
     # Concurrent writers on one conversation: how often to reload and decide again before
     # giving the event back to the consumer (which retries it later).
     conversation_max_conflicts: int = Field(10, ge=1)
+    # Every turn ends (ADR 0016): a reply not here this long after its request is replaced
+    # by the fallback text. Longer than the agent's whole LLM budget for one request
+    # (LLM_MAX_ATTEMPTS x LLM_TIMEOUT_S + backoffs: 4 x 30 s + up to 3 x 30 s by default).
+    conversation_turn_deadline_s: float = Field(300.0, gt=0)
+    # A voice note whose transcript is not here this long after its request counts as not
+    # transcribed (the transcription's download, model time and redeliveries fit well within).
+    conversation_transcript_deadline_s: float = Field(600.0, gt=0)
     # Conversations kept in memory with their version (a stale copy is caught by the
     # version check on append and reloaded), and the public view bucket's replicas.
     conversation_cache_size: int = Field(10_000, ge=1)

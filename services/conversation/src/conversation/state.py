@@ -25,6 +25,9 @@ from switchboard_contracts.events.conversation import (
 )
 from switchboard_contracts.events.gateway import Media
 
+# ReplyRequested.fallback_reason of a turn that answers a turn whose reply never came.
+TURN_DEADLINE = "turn_deadline"
+
 # What the history says for a voice note before (or instead of) its transcript.
 VOICE_NOTE = "[voice message]"
 UNTRANSCRIBED_VOICE_NOTE = "[voice message that could not be transcribed]"
@@ -44,6 +47,11 @@ class ConversationState:
     # The last turn a reply was requested for, and whether its reply is still awaited.
     turn: int = 0
     reply_in_flight: bool = False
+    # The current turn: when its reply was requested, the messages it answers, and whether
+    # it is already the fallback for a turn whose reply never came (ADR 0016).
+    turn_requested_at: datetime | None = None
+    turn_message_sids: list[str] = field(default_factory=list)
+    turn_is_deadline_fallback: bool = False
     # User messages no ReplyRequested covers yet (they arrived while a reply was in flight,
     # or await their transcript): the next turn answers them all.
     waiting_message_sids: list[str] = field(default_factory=list)
@@ -53,6 +61,7 @@ class ConversationState:
     # Voice notes: transcripts still awaited, those requested, those that failed (by sid).
     awaiting_transcript: set[str] = field(default_factory=set)
     transcription_requested: set[str] = field(default_factory=set)
+    transcription_requested_at: dict[str, datetime] = field(default_factory=dict)
     failed_transcripts: set[str] = field(default_factory=set)
     # The current session's messages: role, text, at. A voice note holds its place with a
     # placeholder until its transcript replaces it; other media without text a placeholder.
@@ -109,11 +118,15 @@ def apply(state: ConversationState, envelope: Envelope, data: EventData, seq: in
             _user_message(state, data, envelope.correlation_id, at)
         case TranscriptionRequested():
             state.transcription_requested.add(data.message_sid)
+            state.transcription_requested_at[data.message_sid] = at
         case TranscriptAppended():
             _transcript(state, data, at)
         case ReplyRequested():
             state.turn = data.turn
             state.reply_in_flight = True
+            state.turn_requested_at = at
+            state.turn_message_sids = list(data.message_sids)
+            state.turn_is_deadline_fallback = data.fallback_reason == TURN_DEADLINE
             covered = set(data.message_sids)
             state.waiting_message_sids = [s for s in state.waiting_message_sids
                                           if s not in covered]

@@ -14,6 +14,7 @@ timer in memory, so restarts and replicas are safe.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -21,13 +22,17 @@ from datetime import datetime, timedelta
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, EventData
-from switchboard_contracts.events.conversation import IdleCheckDue
+from switchboard_contracts.events.conversation import (
+    IdleCheckDue,
+    TranscriptDeadlineDue,
+    TurnDeadlineDue,
+)
 from switchboard_contracts.topology import CONVERSATION
 from switchboard_runtime import eventsourcing
 from switchboard_runtime.eventsourcing import LruCache, append_batch, replay, schedule_at
 from switchboard_runtime.telemetry import get_logger
 
-from .domain import idle_due_at
+from .domain import idle_due_at, turn_deadline_at
 from .metrics import CONFLICTS, count
 from .state import ConversationState, apply, fold
 
@@ -116,6 +121,29 @@ class ConversationStore:
             tenant_id=state.tenant_id, conversation_id=conversation_id,
         )
         await self.schedule(conversation_id, None, check, due)
+
+    async def set_deadlines(self, state: ConversationState, cause: Envelope,
+                            turn_deadline: timedelta, transcript_deadline: timedelta) -> None:
+        """One durable deadline for the reply in flight and one per awaited transcript
+        (ADR 0016); setting one again for the same fact is harmless (same due time)."""
+        conversation_id = state.conversation_id
+        if conversation_id is None:
+            return
+        timers: list[tuple[str, EventData, datetime]] = []
+        turn_due = turn_deadline_at(state, turn_deadline)
+        if turn_due is not None:
+            timers.append(("turn", TurnDeadlineDue(turn=state.turn), turn_due))
+        for sid in sorted(state.awaiting_transcript & state.transcription_requested):
+            requested_at = state.transcription_requested_at.get(sid)
+            if requested_at is not None:
+                timers.append((f"transcript.{sid}", TranscriptDeadlineDue(message_sid=sid),
+                               requested_at + transcript_deadline))
+        await asyncio.gather(*(
+            self.schedule(conversation_id, timer, Envelope.wrap(
+                data, event_id=event_id_for(conversation_id, f"{data.TYPE}:{timer}:{due}"),
+                correlation_id=cause.correlation_id, causation_id=cause.event_id,
+                tenant_id=state.tenant_id, conversation_id=conversation_id,
+            ), due) for timer, data, due in timers))
 
     async def schedule(self, conversation_id: str, timer: str | None, body: Envelope,
                        due_at: datetime) -> None:

@@ -83,6 +83,8 @@ class ReplyRequested(EventData):
     # 1.1: set when there is nothing the LLM could answer, e.g. "transcription_failed" (every
     # message of the turn is a voice note that could not be transcribed): the agent answers
     # with its fallback text for that reason, in the tenant's language, without the LLM.
+    # "turn_deadline": the previous turn's reply never came (ADR 0016); this turn answers
+    # that turn's messages with the "try again later" text.
     fallback_reason: str | None = None
 
 
@@ -117,3 +119,21 @@ class IdleCheckDue(EventData):
 
     TYPE = "IdleCheckDue"
     last_activity_at: datetime
+
+
+@registry.register
+class TurnDeadlineDue(EventData):
+    """A durable timer: the turn's reply should have arrived by now (if it has not, the turn
+    ends with the fallback text and the waiting messages are answered)."""
+
+    TYPE = "TurnDeadlineDue"
+    turn: int
+
+
+@registry.register
+class TranscriptDeadlineDue(EventData):
+    """A durable timer: the voice note's transcript should have arrived by now (if it has not,
+    it counts as not transcribed and its turn goes on)."""
+
+    TYPE = "TranscriptDeadlineDue"
+    message_sid: str

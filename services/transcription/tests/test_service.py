@@ -3,13 +3,13 @@ scripted host), the real Whisper model; TranscriptionCompleted / TranscriptionFa
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from dataclasses import replace
 
 import pytest
 from nats.js import JetStreamContext
+from switchboard_devstack.waiting import drained
 from switchboard_runtime.deadletters.store import list_dead_letters
 from switchboard_tenants import TokenCipher
 from transcription import main as transcription_main
@@ -39,13 +39,9 @@ def simulator_hosts(sim: RunningSimulator) -> list[str]:
 
 
 async def deliveries(js: JetStreamContext) -> int:
-    """Deliveries the consumer made (redeliveries included) once nothing is in flight."""
-    for _ in range(100):
-        info = await js.consumer_info(*CONSUMER)
-        if info.num_ack_pending == 0 and info.num_pending == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert info.num_ack_pending == 0, "still in flight"
+    """Deliveries the consumer made (redeliveries included) once nothing more can happen."""
+    await drained(js, [CONSUMER[0]])
+    info = await js.consumer_info(*CONSUMER)
     assert info.delivered.consumer_seq is not None
     return info.delivered.consumer_seq
 
@@ -75,7 +71,6 @@ async def test_a_voice_note_comes_back_as_its_transcript(
         # The same request again (a redelivery, or the conversation asking twice): one outcome.
         await request_transcription(js, stored["url"], stored["message_sid"],
                                     conversation_id=request.conversation_id)
-        await asyncio.sleep(0.5)
         assert await deliveries(js) == 2  # each request once
         assert len(await outcomes(js, stored["message_sid"])) == 1
 

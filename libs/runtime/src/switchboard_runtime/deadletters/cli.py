@@ -72,7 +72,8 @@ def replay_cmd(
     """Send dead-lettered events back to the consumer that failed them, and only to it.
 
     Each goes to that consumer's replay durable (REPLAY stream, replay.<stream>.<consumer>),
-    never to its original subject: no stream is appended to, no other consumer sees it again.
+    never to its original subject: its original stream is left as it was, and no other
+    consumer sees it again.
     A dead letter whose consumer takes no replays is left in place (exit code 1).
     """
     if (seq is None) == (not all_):

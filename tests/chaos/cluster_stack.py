@@ -14,32 +14,31 @@ from pathlib import Path
 import asyncpg
 import httpx
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from switchboard_contracts.topology import CONVERSATION, DEADLETTER
 from switchboard_devstack import demo
-from switchboard_devstack.embedded import free_port
+from switchboard_devstack.embedded import NatsCluster, free_port
 from switchboard_devstack.serving import serve_in_thread
-from switchboard_devstack.stack import Stack, bin_path
+from switchboard_devstack.stack import Process, Stack, bin_path
 
 from . import checks
 from .balancer import Balancer
 from .collect import dead_letter_facts, durable_consumers, read_stream
 from .facts import Facts, Poison
+from .polling import eventually
 
+# What a NATS call may raise while a node is down or a leader is being elected.
+NATS_TROUBLE = (nats.errors.Error, TimeoutError, OSError)
 SERVICES = ("gateway", "conversation", "agent", "sender", "transcription", "projection")
 
 
-def replicated(nats_nodes: int) -> dict[str, str]:
-    """Every stream and bucket on every node (up to 3), as in production."""
-    replicas = str(min(nats_nodes, 3))
-    return {"SB_STREAM_DEFAULT_REPLICAS": replicas, "SB_KV_REPLICAS": replicas,
-            "CONVERSATION_VIEW_REPLICAS": replicas, "MESSAGES_KV_REPLICAS": replicas}
-
-
 # Settings for a busy local run: quiet logs; limits sized for many users behind one address;
-# an interrupted send looked up after 20 s rather than 2 minutes.
+# an interrupted send looked up after 20 s rather than 2 minutes; the conversation's public
+# view on every node (its bucket has its own setting, not SB_KV_REPLICAS).
 TUNING = {"LOG_LEVEL": "WARNING", "SENDER_RATE_LIMIT": "600/minute",
-          "IP_RATE_LIMIT": "2000/second", "IN_FLIGHT_GUARD_S": "20"}
+          "IP_RATE_LIMIT": "2000/second", "IN_FLIGHT_GUARD_S": "20",
+          "CONVERSATION_VIEW_REPLICAS": "3"}
 
 
 class ChaosStack:
@@ -53,7 +52,8 @@ class ChaosStack:
         self._http = httpx.AsyncClient(timeout=2.0)
 
     @property
-    def cluster(self):  # type: ignore[no-untyped-def]  # devstack's NatsCluster
+    def cluster(self) -> NatsCluster:
+        assert isinstance(self.stack.nats, NatsCluster), "the faults need a NATS cluster"
         return self.stack.nats
 
     @property
@@ -65,23 +65,27 @@ class ChaosStack:
         return str(self.stack.postgres.url)
 
     # -- service replicas --------------------------------------------------------------------
-    def kill_replica(self, service: str, index: int) -> int:
-        process = self.stack.replicas(service)[index]
-        pid = int(process.pid)
+    def _replica(self, service: str, number: int) -> Process:
+        return next(p for p in self.stack.replicas(service) if p.replica == number)
+
+    def kill_replica(self, service: str, number: int) -> int:
+        process = self._replica(service, number)
+        pid = process.pid
+        assert pid is not None, f"{process.label} is not running"
         process.kill()
         return pid
 
-    async def _ready(self, process: object) -> bool:
-        if not process.alive():  # type: ignore[attr-defined]
+    async def _ready(self, process: Process) -> bool:
+        if not process.alive():
             return False
         try:
-            response = await self._http.get(f"{process.url}/readyz")  # type: ignore[attr-defined]
+            response = await self._http.get(f"{process.url}/readyz")
         except httpx.HTTPError:
             return False
         return response.status_code == 200
 
-    async def replica_restarted(self, service: str, index: int, old_pid: int) -> bool:
-        process = self.stack.replicas(service)[index]
+    async def replica_restarted(self, service: str, number: int, old_pid: int) -> bool:
+        process = self._replica(service, number)
         return process.pid != old_pid and await self._ready(process)
 
     async def service_ready(self, service: str) -> bool:
@@ -119,13 +123,28 @@ class ChaosStack:
         return True
 
     async def publish(self, stream: str, subject: str, payload: bytes) -> None:
-        await self.js.publish(subject, payload, stream=stream, timeout=10.0,
-                              headers={"Nats-Msg-Id": str(uuid.uuid4())})
+        """Published once, whatever the cluster is going through: retried with the same
+        ``Nats-Msg-Id`` until the stream answers (its duplicate window decides)."""
+        headers = {"Nats-Msg-Id": str(uuid.uuid4())}
+
+        async def published() -> bool:
+            try:
+                await self.js.publish(subject, payload, stream=stream, timeout=5.0,
+                                      headers=headers)
+            except NATS_TROUBLE:
+                return False
+            return True
+
+        await eventually(published, 60.0, f"publishing to {stream}", interval_s=0.5)
 
     async def dead_lettered_by_every_reader(self, poison: Poison) -> bool:
-        facts = Facts(poisons=[poison],
-                      consumers={poison.stream: await durable_consumers(self.js, poison.stream)})
-        dead_letter_facts(facts, await read_stream(self.js, DEADLETTER.name))
+        try:
+            readers = await durable_consumers(self.js, poison.stream)
+            stored = await read_stream(self.js, DEADLETTER.name)
+        except NATS_TROUBLE:
+            return False
+        facts = Facts(poisons=[poison], consumers={poison.stream: readers})
+        dead_letter_facts(facts, stored)
         return checks.dead_letters(facts)[1].count == 0
 
     # -- Postgres ----------------------------------------------------------------------------
@@ -142,8 +161,8 @@ class ChaosStack:
         return dict(self.stack.restarts)
 
 
-def _compose(stack: Stack, tenant: demo.Demo, balancer_url: str, replicas: int,
-             nats_nodes: int) -> tuple[str, str]:
+def _compose(stack: Stack, tenant: demo.Demo, balancer_url: str, replicas: int
+             ) -> tuple[str, str]:
     """Every process; answers the simulators' URLs."""
     sim_port, llm_port = free_port(), free_port()
     sim_url, llm_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{llm_port}"
@@ -153,7 +172,7 @@ def _compose(stack: Stack, tenant: demo.Demo, balancer_url: str, replicas: int,
     stack.add("twilio-sim", [bin_path("twilio-sim"), "--port", str(sim_port),
                              "--config", str(config)], sim_port)
     stack.add("llm-sim", [bin_path("llm-sim"), "--port", str(llm_port)], llm_port)
-    common = {"SB_TENANT_KEYS": tenant.tenant_key, **replicated(nats_nodes), **TUNING}
+    common = {"SB_TENANT_KEYS": tenant.tenant_key, **TUNING}
     extra = {
         "gateway": {"PUBLIC_BASE_URL": balancer_url},
         "agent": {"OPENAI_BASE_URL": f"{llm_url}/v1", "OPENAI_API_KEY": "sk-chaos-not-a-key"},
@@ -174,26 +193,38 @@ def _balancer(stack_ref: list[Stack]) -> Iterator[str]:
         yield url
 
 
+async def _expected(error: Exception) -> None:
+    """Disconnections are what the faults do: nothing to report."""
+
+
 @contextlib.asynccontextmanager
 async def started(root: Path, *, replicas: int = 2, nats_nodes: int = 3,
                   llm_delay_s: float = 1.0) -> AsyncIterator[ChaosStack]:
     """The whole stack, ready; stopped (every process, then the servers) at the end."""
-    os.environ.update(replicated(nats_nodes))  # for the tenant directory this process writes
     stack_ref: list[Stack] = []
     with _balancer(stack_ref) as balancer_url:
-        stack = Stack.prepare(root, cluster=True)
+        stack = Stack.prepare(root, cluster=nats_nodes > 1)
         stack_ref.append(stack)
+        # The tenant directory this process writes, replicated as the services' buckets are.
+        os.environ.update(stack.replica_settings)
         try:
             await asyncio.to_thread(stack.start_servers)
             tenant = demo.Demo.load_or_create(stack.root)
             await tenant.register(stack.postgres.url, stack.nats.url)
-            sim_url, llm_url = _compose(stack, tenant, balancer_url, replicas, nats_nodes)
-            await asyncio.to_thread(stack.start_processes)
+            sim_url, llm_url = _compose(stack, tenant, balancer_url, replicas)
+            # Started under supervision rather than with start_processes, which gives up when
+            # one exits early: 12 services creating R3 streams at once on a busy machine can
+            # time out, and the restart is what production would do (counted in restarts).
+            for process in stack.processes:
+                process.start(stack.env, stack.root / "logs")
             stack.supervise_in_thread()
+            for simulator in ("twilio-sim", "llm-sim"):
+                await asyncio.to_thread(stack.replicas(simulator)[0].wait_listening,
+                                        stack.root / "logs")
             # Replies take a while, so users write again while one is in flight.
             async with httpx.AsyncClient() as http:
                 await http.post(f"{llm_url}/sim/delay", json={"seconds": llm_delay_s})
-            nc = await nats.connect(servers=stack.nats.url.split(","),
+            nc = await nats.connect(servers=stack.nats.url.split(","), error_cb=_expected,
                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2)
             chaos = ChaosStack(stack, tenant, balancer_url, sim_url, llm_url, nc)
             try:

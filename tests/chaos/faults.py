@@ -31,7 +31,7 @@ RECOVERY_TIMEOUT_S = 120.0
 class Planned:
     at_s: float
     kind: str
-    target: str = ""  # "<service>#<replica>" for a kill; the poison's subject
+    target: str = ""  # "<service>#<replica number>" for a kill; "<stream> <subject>" of poison
 
 
 @dataclass
@@ -57,8 +57,8 @@ def schedule(kinds: tuple[str, ...], services: tuple[str, ...], replicas: int,
 
     planned = []
     if SERVICE_KILL in kinds:
-        targets = ([f"{services[0]}#{rng.randrange(replicas)}"] if once else
-                   [f"{name}#{i}" for name in services for i in range(replicas)])
+        targets = ([f"{services[0]}#{rng.randint(1, replicas)}"] if once else
+                   [f"{name}#{i}" for name in services for i in range(1, replicas + 1)])
         planned += [Planned(some_time(), SERVICE_KILL, target) for target in targets]
     # The two NATS faults in separate halves: never two nodes down at once (quorum is 2 of 3).
     if NATS_LEADER_KILL in kinds:
@@ -112,7 +112,11 @@ class Injector:
         async with self._locks[lock]:
             fault = Fault(planned.kind, planned.target, round(self.clock(), 1))
             self.faults.append(fault)
-            await getattr(self, f"_{planned.kind}")(fault)
+            try:
+                await getattr(self, f"_{planned.kind}")(fault)
+            except Exception as exc:  # reported as a fault that did not recover
+                fault.recovery_s = None
+                fault.detail = f"injection failed: {type(exc).__name__}: {exc}"
 
     async def _timed(self, fault: Fault, recovered: Callable[[], Awaitable[bool]],
                      started: float) -> None:

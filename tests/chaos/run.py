@@ -33,6 +33,7 @@ from .polling import eventually, settles
 from .report import RESULTS, Outcome
 
 Snapshot = dict[str, list[dict[str, Any]]]
+REBUILD_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -61,6 +62,8 @@ async def run(options: Options) -> Outcome:
                                      nats_nodes=options.nats_nodes) as stack:
         await eventually(stack.all_ready, 180, "every replica ready")
         timings["start"] = round(time.monotonic() - began, 1)
+        progress(f"stack ready after {timings['start']} s (state and logs: {root}); load for "
+                 f"{options.duration_s:.0f} s from {options.users} users")
         async with SimClient(stack.sim_url) as sim:
             load = Load(sim, NUMBER, LoadPlan(options.users, options.duration_s,
                                               options.max_messages, options.seed), clips)
@@ -69,9 +72,18 @@ async def run(options: Options) -> Outcome:
                                options.duration_s, options.seed, once=options.once)
             sent, faults = await asyncio.gather(load.run(), injector.run(planned))
             timings["load"] = round(load.elapsed(), 1)
-            timings["settle"] = round(await settle(stack, sim, options.settle_timeout_s), 1)
+            progress(f"load and faults done after {timings['load']} s; settling")
+            stuck = checks.Finding("lag_not_zero")
+            try:
+                timings["settle"] = round(await settle(stack, sim, options.settle_timeout_s), 1)
+            except TimeoutError:  # checked all the same: the facts say what is missing
+                for consumer, behind in (await lag(stack.js)).items():
+                    if behind:
+                        stuck.add(consumer, f"{behind} messages not delivered or not "
+                                  f"acknowledged after {options.settle_timeout_s:.0f} s", behind)
+            progress(f"settled after {timings.get('settle')} s; checking")
             facts = await collect(stack.js, sim, sent, injector.poisons, TENANT_ID)
-        findings = checks.all_findings(facts)
+        findings = [stuck, *checks.all_findings(facts)]
         started = time.monotonic()
         findings.append(await compare_with_rebuild(stack))
         timings["rebuild"] = round(time.monotonic() - started, 1)
@@ -84,6 +96,10 @@ async def run(options: Options) -> Outcome:
     if options.output is not None:
         outcome.write(options.output)
     return outcome
+
+
+def progress(line: str) -> None:
+    print(f"chaos: {line}", file=sys.stderr, flush=True)
 
 
 async def quiet_for(js: JetStreamContext) -> float:
@@ -135,12 +151,18 @@ async def compare_with_rebuild(stack: cluster_stack.ChaosStack) -> checks.Findin
         before = await snapshot(pool)
         settings = ProjectionSettings(database_url=stack.database_url, nats_url=stack.nats_url,
                                       http_port=0)
-        await rebuild(stack.nc, pool, settings, timeout_s=300.0)
+        try:
+            await rebuild(stack.nc, pool, settings, timeout_s=REBUILD_TIMEOUT_S)
 
-        async def caught_up_and_same() -> tuple[bool, Snapshot]:
-            return await caught_up(stack.js), await snapshot(pool)
+            async def caught_up_and_same() -> tuple[bool, Snapshot]:
+                return await caught_up(stack.js), await snapshot(pool)
 
-        await settles(caught_up_and_same, 6.0, 120.0, "the projection after the rebuild")
+            await settles(caught_up_and_same, 6.0, REBUILD_TIMEOUT_S,
+                          "the projection after the rebuild")
+        except TimeoutError:
+            finding = checks.Finding("read_model_mismatches")
+            finding.add("rebuild_did_not_catch_up", f"not within {REBUILD_TIMEOUT_S:.0f} s")
+            return finding
         return checks.differing_rows(before, await snapshot(pool))
     finally:
         await pool.close()

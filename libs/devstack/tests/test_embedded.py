@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+from pathlib import Path
 
-from switchboard_devstack.embedded import NatsServer
+import pytest
+from switchboard_devstack.embedded import NatsServer, PostgresServer
 
 
 def test_a_nats_server_whose_free_port_was_taken_meanwhile_starts_on_another() -> None:
@@ -19,3 +22,20 @@ def test_a_nats_server_whose_free_port_was_taken_meanwhile_starts_on_another() -
                 pass
         finally:
             server.cleanup()
+
+
+def test_a_new_postgres_folder_does_not_inherit_a_deleted_ones_cluster(tmp_path: Path) -> None:
+    root = tmp_path / "pg"
+    first = PostgresServer(root=root)
+    if first.home == root:
+        pytest.skip("the cluster lives in its folder: nothing is left elsewhere")
+    (first.home / "data").mkdir()  # as a cluster from an earlier `make run` would be
+    shutil.rmtree(root)  # the person deletes .run/
+    second = PostgresServer(root=root)
+    try:
+        assert second.home == first.home
+        assert not (second.home / "data").exists()
+        (second.home / "data").mkdir()
+        assert (PostgresServer(root=root).home / "data").exists()  # kept while its root lives
+    finally:
+        second.cleanup()

@@ -246,6 +246,10 @@ class PostgresServer:
             if reachable != 0:
                 digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
                 self.home = Path(tempfile.gettempdir()) / f"switchboard-pg-{digest}"
+                marker = self.root / "home"
+                if not marker.exists():  # a new root: what a deleted one left there is stale
+                    shutil.rmtree(self.home, ignore_errors=True)
+                    marker.write_text(str(self.home))
                 self.home.mkdir(exist_ok=True)
 
     @property

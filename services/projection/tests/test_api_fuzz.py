@@ -33,7 +33,7 @@ from switchboard_runtime import Service
 USER = "whatsapp:+447700900001"
 BASE = "http://read-api"
 # Bounded so the whole file runs in well under a minute on a shared machine.
-FUZZ = settings(max_examples=30, deadline=None, database=None,
+FUZZ = settings(max_examples=20, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 
 

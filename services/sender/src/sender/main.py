@@ -62,6 +62,10 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
         svc.consume(STATUSES, {DeliveryStatusReported.TYPE: sender.on_delivery_status})
         svc.consume(TIMERS, {PartTimeoutDue.TYPE: sender.on_part_timeout})
 
+        @svc.on_stop
+        async def close(_: Service) -> None:
+            await messages_api.aclose()
+
     return service
 
 

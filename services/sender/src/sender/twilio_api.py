@@ -2,7 +2,7 @@
 
 The SDK's asynchronous methods (``create_async``, ``list_async``) over its aiohttp client,
 rather than its synchronous client in worker threads: against the simulator, at the sender's
-concurrency (16), 1.3 to 3.9 times the creates per second with half the median latency in
+concurrency (16), 1.3 to 3.9 times the creates per second at 0.5 to 0.7 of the median latency in
 five runs on a loaded 2-CPU machine; alone (concurrency 1), from even to 3 times
 (services/sender/bench/twilio_clients.py). With
 ``TWILIO_API_BASE_URL`` set, the HTTP client sends the SDK's requests there instead of

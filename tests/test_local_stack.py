@@ -43,7 +43,7 @@ async def test_the_local_stack_answers_a_chat_message_and_stops_cleanly(tmp_path
         assert chat.returncode == 0, chat.stdout + chat.stderr
         assert "[local development responder]" in chat.stdout
         nc = await nats.connect(settings["NATS_URL"])
-        msg = await nc.jetstream().get_last_msg("GATEWAY", "gateway.InboundMessageReceived")
+        msg = await nc.jetstream().get_last_msg("GATEWAY", "gateway.*.InboundMessageReceived")
         await nc.close()
         event = Envelope.from_bytes(msg.data or b"")
         assert event.tenant_id == "demo"

@@ -17,7 +17,13 @@ from switchboard_contracts.conversation_view import VIEW_BUCKET, ConversationVie
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.gateway import InboundMessageReceived, Media
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
-from switchboard_contracts.topology import AGENT, GATEWAY, TRANSCRIPTION, conversation_id_for
+from switchboard_contracts.topology import (
+    AGENT,
+    GATEWAY,
+    TRANSCRIPTION,
+    conversation_id_for,
+    inbound_subject,
+)
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.eventsourcing import replay
 from switchboard_tenants import TenantRecord, TokenCipher
@@ -60,7 +66,7 @@ async def send_inbound(
         event_id=event_id or uuid.uuid5(GATEWAY_NS, f"InboundMessageReceived:{message_sid}"),
     )
     await Publisher(js, GATEWAY.name).publish(
-        "gateway.InboundMessageReceived", envelope, msg_id=msg_id or message_sid
+        inbound_subject(TENANT, user), envelope, msg_id=msg_id or message_sid
     )
     return envelope
 

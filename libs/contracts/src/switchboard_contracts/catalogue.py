@@ -37,6 +37,12 @@ SUBJECTS: dict[str, str] = {
     "sender": "sender.<reply_event_id>.<Type>",
 }
 
+# Events published on another subject than their producer's rule.
+EVENT_SUBJECTS: dict[str, str] = {
+    # partitioned by conversation, for arrival order across replicas (topology, ADR 0017)
+    "InboundMessageReceived": "gateway.<partition>.<Type>",
+}
+
 USAGE: dict[str, Usage] = {
     # gateway
     "InboundMessageReceived": Usage(("conversation", "projection")),
@@ -121,7 +127,7 @@ def contracts(source: Registry = registry) -> Iterator[Contract]:
                 f"{model.TYPE} is not in switchboard_contracts.catalogue.USAGE: declare which "
                 "services read it and whether it is public"
             )
-        subject = SUBJECTS[producer].replace("<Type>", model.TYPE)
+        subject = EVENT_SUBJECTS.get(model.TYPE, SUBJECTS[producer]).replace("<Type>", model.TYPE)
         yield Contract(model, producer, _stream_of(producer), subject, usage)
 
 

@@ -69,3 +69,26 @@ def conversation_id_for(tenant_id: str, user_address: str) -> str:
     appears in subjects)."""
     digest = hashlib.sha256(f"{tenant_id}|{user_address}".encode()).hexdigest()
     return "cv" + digest[:32]
+
+
+# Arrival order across replicas (invariant 12, ADR 0017). The gateway publishes each user
+# message on its conversation's partition, ``gateway.<partition>.InboundMessageReceived``
+# (the type stays the last token, as for every event); the conversation service reads each
+# partition with its own durable consumer allowing one unacknowledged message, so whatever
+# the number of replicas, one conversation's messages are handled one at a time, in the
+# order the gateway stored them. Changing the count moves conversations between partitions:
+# drain the inbound consumers first.
+INBOUND_PARTITIONS = 16
+INBOUND_TYPE = "InboundMessageReceived"
+
+
+def inbound_partition(conversation_id: str) -> int:
+    """A stable hash (the same in every process and release), modulo the partition count."""
+    digest = hashlib.sha256(conversation_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % INBOUND_PARTITIONS
+
+
+def inbound_subject(tenant_id: str, user_address: str) -> str:
+    """Where the gateway stores a user's message: its conversation's partition."""
+    partition = inbound_partition(conversation_id_for(tenant_id, user_address))
+    return event_subject("gateway", INBOUND_TYPE, key=str(partition))

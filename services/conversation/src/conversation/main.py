@@ -10,7 +10,15 @@ from switchboard_contracts.events.conversation import (
 )
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
-from switchboard_contracts.topology import AGENT, CONVERSATION, GATEWAY, TRANSCRIPTION
+from switchboard_contracts.topology import (
+    AGENT,
+    CONVERSATION,
+    GATEWAY,
+    INBOUND_PARTITIONS,
+    INBOUND_TYPE,
+    TRANSCRIPTION,
+    event_subject,
+)
 from switchboard_runtime import Service
 from switchboard_runtime.bus import ConsumerSpec
 from switchboard_tenants import TokenCipher, attach_directory
@@ -21,9 +29,23 @@ from .store import ConversationStore
 from .view import ViewWriter, open_view_bucket
 
 # Handlers are short (an append, a view write, a timer); a conflict storm is retried by redelivery.
-INBOUND = ConsumerSpec("conversation-inbound", GATEWAY.name,
-                       (f"gateway.{InboundMessageReceived.TYPE}",), ack_wait_s=30.0,
-                       max_deliver=8)
+# User messages: one durable consumer per partition of the gateway's inbound subject, each
+# with at most one unacknowledged message, bound by every replica: one conversation's
+# messages are handled one at a time, in the order the gateway stored them (ADR 0017). A
+# failing message holds its partition until it succeeds or is dead-lettered, so it is
+# retried soon and often.
+INBOUND_PARTITIONED = tuple(
+    ConsumerSpec(f"conversation-inbound-p{partition}", GATEWAY.name,
+                 (event_subject("gateway", INBOUND_TYPE, key=str(partition)),),
+                 ack_wait_s=30.0, max_deliver=8, max_ack_pending=1, batch=1,
+                 retry_delays_s=(0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
+    for partition in range(INBOUND_PARTITIONS)
+)
+# Messages a gateway of an earlier release stored on the unpartitioned subject (during a
+# rolling upgrade): handled as before, without the ordering guarantee.
+INBOUND_UNPARTITIONED = ConsumerSpec("conversation-inbound", GATEWAY.name,
+                                     (event_subject("gateway", INBOUND_TYPE),),
+                                     ack_wait_s=30.0, max_deliver=8)
 REPLIES = ConsumerSpec("conversation-replies", AGENT.name, ("agent.>",), ack_wait_s=30.0,
                        max_deliver=8)
 TRANSCRIPTS = ConsumerSpec("conversation-transcripts", TRANSCRIPTION.name, ("transcription.>",),
@@ -59,7 +81,8 @@ def build(settings: ConversationSettings | None = None) -> Service:
             context_size=settings.conversation_context_messages,
             max_conflicts=settings.conversation_max_conflicts,
         )
-        svc.consume(INBOUND, {InboundMessageReceived.TYPE: handlers.on_inbound})
+        for inbound in (*INBOUND_PARTITIONED, INBOUND_UNPARTITIONED):
+            svc.consume(inbound, {InboundMessageReceived.TYPE: handlers.on_inbound})
         svc.consume(REPLIES, {ReplyGenerated.TYPE: handlers.on_reply})
         svc.consume(TRANSCRIPTS, {TranscriptionCompleted.TYPE: handlers.on_transcript,
                                   TranscriptionFailed.TYPE: handlers.on_transcript})

@@ -28,7 +28,7 @@ from switchboard_contracts.events.gateway import (
     InboundMessageReceived,
     OrphanedMessageReceived,
 )
-from switchboard_contracts.topology import event_subject
+from switchboard_contracts.topology import event_subject, inbound_subject
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantDirectory, TenantRoute
@@ -237,9 +237,11 @@ class Webhooks:
             event_id=uuid.uuid5(EVENT_NAMESPACE, f"{data.TYPE}:{msg_id}"),
         )
         try:
-            ack = await self._publisher.publish(
-                event_subject("gateway", data.TYPE), envelope, msg_id=msg_id
-            )
+            # A user message goes to its conversation's partition (arrival order, ADR 0017).
+            subject = (inbound_subject(tenant_id, data.from_address)
+                       if isinstance(data, InboundMessageReceived) and tenant_id
+                       else event_subject("gateway", data.TYPE))
+            ack = await self._publisher.publish(subject, envelope, msg_id=msg_id)
         except Exception as exc:
             log.error("could not store webhook event", error=type(exc).__name__)
             raise Refused(503, "temporarily unavailable") from None

@@ -11,9 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from switchboard_contracts import Envelope
-from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.deadletter import DeadLetter
-from switchboard_contracts.topology import ALL_STREAMS, CONVERSATION, DEADLETTER, SENDER
+from switchboard_contracts.topology import (
+    ALL_STREAMS,
+    CONVERSATION,
+    DEADLETTER,
+    SENDER,
+    conversation_id_for,
+)
 from twilio_sim.client import SimClient
 
 from .facts import (

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, EventData
-from switchboard_contracts.conversation_state import conversation_id_for
 from switchboard_contracts.events.agent import ReplyGenerated, TokenUsage
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
@@ -51,6 +50,7 @@ from switchboard_contracts.topology import (
     SENDER,
     TRANSCRIPTION,
     StreamSpec,
+    conversation_id_for,
     event_subject,
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from switchboard_contracts import Envelope
-from switchboard_contracts.conversation_state import WHATSAPP_WINDOW
+from switchboard_contracts.conversation_view import WHATSAPP_WINDOW
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
     ConversationClosed,

@@ -105,7 +105,8 @@ def render_markdown() -> str:
     for producer in PRODUCERS:
         own = [c for c in catalogue if c.producer == producer]
         module = sys.modules[own[0].model.__module__]
-        lines += [f"## {producer.capitalize()} events (stream `{own[0].stream.name}`)", ""]
+        lines += [f"## {producer.capitalize()} events", "",
+                  f"Producer: the {producer} service, on stream `{own[0].stream.name}`.", ""]
         if module.__doc__:
             lines += [_markdown(module.__doc__), ""]
         lines += ["| event | version | contract | subject | consumers |", "|---|---|---|---|---|"]

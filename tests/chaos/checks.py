@@ -51,17 +51,21 @@ def answering_turn(facts: Facts, conversation_id: str, turn: int) -> int:
     return turn
 
 
-def lost(facts: Facts) -> tuple[Finding, Finding]:
+def lost(facts: Facts) -> tuple[Finding, Finding, Finding]:
     """Every webhook answered 200 is taken in, its turn ends with exactly one reply or
-    fallback, and each part of that reply is sent or has a recorded failure.
-    Answers (lost, double replies)."""
+    fallback, and each part of that reply is sent or has a recorded failure. Answers (lost,
+    double replies, parts the simulator shows sent but the sender never recorded)."""
     lost_finding, doubles = Finding("lost"), Finding("double_replies")
+    unrecorded = Finding("unrecorded_sends")
+    keys, _ = attribute_sends(facts)
+    sent_keys = set(keys)
     appended = {m.message_sid: m for m in facts.user_messages}
     answers: dict[tuple[str, int], list[str]] = defaultdict(list)
     for answer in facts.answers:
         answers[(answer.conversation_id, answer.turn)].append(answer.reply_event_id)
     plans = {p.reply_id: p for p in facts.plans}
     settled = {(o.reply_id, o.part) for o in facts.outcomes}
+    attempts = Counter(facts.attempts)
     for (conversation, turn), replies in answers.items():
         if len(replies) > 1:
             doubles.add("turn_answered_twice", f"{conversation} turn {turn}", len(replies) - 1)
@@ -84,10 +88,15 @@ def lost(facts: Facts) -> tuple[Finding, Finding]:
                 continue
             unsettled = [n for n in range(1, len(plan.texts) + 1)
                          if (plan.reply_id, n) not in settled]
-            if unsettled:
+            if unsettled and all((plan.to, plan.turn, n) in sent_keys for n in unsettled):
+                unrecorded.add("sent_without_outcome_event",
+                               f"{sid}: reply {plan.reply_id} parts {unsettled}")
+            elif unsettled:
                 lost_finding.add("part_neither_sent_nor_failed",
-                                 f"{sid}: reply {plan.reply_id} parts {unsettled}")
-    return lost_finding, doubles
+                                 f"{sid}: reply {plan.reply_id} part {unsettled[0]} of "
+                                 f"{len(plan.texts)}, {attempts[(plan.reply_id, unsettled[0])]} "
+                                 "attempt(s) recorded")
+    return lost_finding, doubles, unrecorded
 
 
 def attribute_sends(facts: Facts) -> tuple[list[tuple[str, int, int] | None], Finding]:
@@ -193,11 +202,11 @@ def dead_letters(facts: Facts) -> tuple[Finding, Finding]:
 
 
 def all_findings(facts: Facts) -> list[Finding]:
-    lost_finding, doubles = lost(facts)
+    lost_finding, doubles, unrecorded = lost(facts)
     _, unattributed = attribute_sends(facts)
     unexpected, missed = dead_letters(facts)
-    return [lost_finding, doubles, double_sends(facts), unattributed, out_of_order(facts),
-            unexpected, missed]
+    return [lost_finding, doubles, double_sends(facts), unattributed, unrecorded,
+            out_of_order(facts), unexpected, missed]
 
 
 def differing_rows(before: dict[str, list[dict[str, object]]],

@@ -50,6 +50,7 @@ class ChaosStack:
         self.js = nc.jetstream()
         self.gateway_url, self.sim_url, self.llm_url = gateway_url, sim_url, llm_url
         self._http = httpx.AsyncClient(timeout=2.0)
+        self.nats_killed: list[str] = []
 
     @property
     def cluster(self) -> NatsCluster:
@@ -98,7 +99,11 @@ class ChaosStack:
     async def kill_nats(self, leader_of: str | None) -> str:
         cluster = self.cluster
         leader = await asyncio.to_thread(cluster.leader_of, CONVERSATION.name)
-        node = leader if leader_of else next(n for n in cluster.nodes if n is not leader)
+        # "Another node": neither the leader nor, when possible, a node killed before.
+        others = [n for n in cluster.nodes if n is not leader]
+        fresh = [n for n in others if n.name not in self.nats_killed]
+        node = leader if leader_of else (fresh or others)[0]
+        self.nats_killed.append(node.name)
         node.kill()
         return str(node.name)
 

@@ -93,6 +93,8 @@ def sender_facts(facts: Facts, stored: list[Stored]) -> None:
         if event.type == "OutboundReplyAccepted":
             facts.plans.append(ReplyPlan(reply_id, event.correlation_id, data["to_address"],
                                          data["turn"], tuple(data["texts"])))
+        elif event.type == "OutboundPartAttempted":
+            facts.attempts.append((reply_id, data["part"]))
         elif event.type == "OutboundMessageSent":
             facts.outcomes.append(PartOutcome(reply_id, data["part"], data["message_sid"]))
         elif event.type == "OutboundMessageFailed":

@@ -103,6 +103,7 @@ class Facts:
     supersessions: list[Supersession] = field(default_factory=list)
     plans: list[ReplyPlan] = field(default_factory=list)
     outcomes: list[PartOutcome] = field(default_factory=list)
+    attempts: list[tuple[str, int]] = field(default_factory=list)  # (reply id, part) per call
     api_sends: list[ApiSend] = field(default_factory=list)
     dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     poisons: list[Poison] = field(default_factory=list)

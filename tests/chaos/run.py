@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,8 @@ async def run(options: Options) -> Outcome:
                                   f"acknowledged after {options.settle_timeout_s:.0f} s", behind)
             progress(f"settled after {timings.get('settle')} s; checking")
             facts = await collect(stack.js, sim, sent, injector.poisons, TENANT_ID)
+            # Everything the checks saw, for a post-mortem beside the services' logs.
+            (root / "facts.json").write_text(json.dumps(asdict(facts), default=repr))
         findings = [stuck, *checks.all_findings(facts)]
         started = time.monotonic()
         findings.append(await compare_with_rebuild(stack))
@@ -181,6 +184,8 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--once", action="store_true",
                         help="one fault of each kind (one replica of the first service)")
     parser.add_argument("--max-messages", type=int, default=5000)
+    parser.add_argument("--settle-timeout", type=float, default=300.0,
+                        help="seconds to wait for every consumer's lag to be back to 0")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--state", type=Path, default=None,
                         help="keep the stack's data and logs there")
@@ -191,7 +196,8 @@ def parse(argv: list[str]) -> Options:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
     return Options(duration_s=args.duration, users=args.users, seed=args.seed, faults=faults,
                    services=tuple(s for s in args.services.split(",") if s), once=args.once,
-                   max_messages=args.max_messages, output=args.output, state=args.state)
+                   max_messages=args.max_messages, settle_timeout_s=args.settle_timeout,
+                   output=args.output, state=args.state)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def test_a_healthy_run_breaks_nothing() -> None:
 def test_a_message_answered_200_but_never_taken_in_is_lost() -> None:
     facts = healthy()
     facts.user_messages = [m for m in facts.user_messages if m.message_sid != "SM4"]
-    lost, _ = checks.lost(facts)
+    lost, _, _ = checks.lost(facts)
     assert (lost.count, dict(lost.reasons)) == (1, {"not_appended": 1})
 
 
@@ -60,7 +60,8 @@ def test_a_turn_without_reply_or_a_part_without_outcome_is_lost() -> None:
     facts = healthy()
     facts.answers = [a for a in facts.answers if a.reply_event_id != "r2"]
     facts.outcomes = [o for o in facts.outcomes if (o.reply_id, o.part) != ("r3", 2)]
-    lost, _ = checks.lost(facts)
+    facts.api_sends.pop()  # part 2 of Ada's second reply never reached Twilio
+    lost, _, _ = checks.lost(facts)
     # Both of Bob's messages wait on the superseding turn 2.
     assert dict(lost.reasons) == {"turn_never_answered": 2, "part_neither_sent_nor_failed": 1}
 
@@ -133,3 +134,10 @@ def test_read_models_differing_from_a_rebuild_are_reported_by_table() -> None:
     after = {"messages": [{"id": 1, "text": "y"}], "parts": [{"id": 1}]}
     finding = checks.differing_rows(before, after)
     assert (finding.count, dict(finding.reasons)) == (2, {"messages": 2})
+
+
+def test_a_part_sent_but_never_recorded_is_not_lost_but_reported() -> None:
+    facts = healthy()
+    facts.outcomes = [o for o in facts.outcomes if (o.reply_id, o.part) != ("r3", 2)]
+    found = counts(facts)
+    assert (found["lost"], found["unrecorded_sends"], found["double_sends"]) == (0, 1, 0)

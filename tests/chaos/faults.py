@@ -21,8 +21,9 @@ NATS_NODE_KILL = "nats_node_kill"  # kill -9 of another node, restarted
 POSTGRES_STOP = "postgres_stop"  # Postgres stopped, started again
 POISON = "poison"  # a malformed event published to a stream consumers read
 KINDS = (SERVICE_KILL, NATS_LEADER_KILL, NATS_NODE_KILL, POSTGRES_STOP, POISON)
-# Where poison goes: each is read by several services' consumers and the projection.
-POISON_SUBJECTS = (("GATEWAY", "gateway.InboundMessageReceived"),
+# Where poison goes: each is read by several services' consumers and the projection (the
+# first is one of the inbound partitions, which the conversation reads one at a time).
+POISON_SUBJECTS = (("GATEWAY", "gateway.7.InboundMessageReceived"),
                    ("AGENT", "agent.ReplyGenerated"))
 RECOVERY_TIMEOUT_S = 120.0
 

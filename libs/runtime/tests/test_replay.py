@@ -10,12 +10,15 @@ import pytest
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
-from switchboard_contracts.topology import CONVERSATION, GATEWAY
-from switchboard_runtime.aggregate import conversation_subject
+from switchboard_contracts.topology import CONVERSATION, GATEWAY, event_subject
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher, dead_letter, ensure_streams
 from switchboard_runtime.deadletters.store import NotReplayable, list_dead_letters, replay
 
 TYPE = "InboundMessageReceived"
+
+
+def conversation_subject(conversation_id: str, event_type: str) -> str:
+    return event_subject("conversation", event_type, conversation_id)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:

@@ -15,8 +15,8 @@ from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, Conversatio
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.topology import AGENT, SENDER
 from switchboard_devstack.views import put_view
-from switchboard_runtime.aggregate import replay
 from switchboard_runtime.bus import Publisher
+from switchboard_runtime.eventsourcing import replay
 from switchboard_tenants import TenantRecord, TokenCipher
 from twilio_sim.client import SimClient
 

@@ -29,8 +29,8 @@ from sender_helpers import (
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.sender import OutboundPartAttempted, OutboundReplyAccepted
 from switchboard_contracts.topology import AGENT, GATEWAY, SENDER
-from switchboard_runtime.aggregate import append
 from switchboard_runtime.bus import Publisher
+from switchboard_runtime.eventsourcing import append
 from twilio.rest import Client
 from twilio_sim.config import StatusDelays
 from twilio_sim.sdk import simulator_http_client

@@ -34,8 +34,8 @@ from switchboard_contracts.events.sender import (
     OutboundReplyAccepted,
     PartTimeoutDue,
 )
-from switchboard_runtime.aggregate import ConcurrencyConflict
 from switchboard_runtime.bus import PermanentError
+from switchboard_runtime.eventsourcing import ConcurrencyConflict
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantDirectory
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt

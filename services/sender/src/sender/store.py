@@ -21,9 +21,9 @@ from nats.js.kv import KeyValue
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import SENDER
-from switchboard_runtime.aggregate import append, replay
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.bus.kv import kv_replicas
+from switchboard_runtime.eventsourcing import append, replay
 from switchboard_runtime.telemetry import get_logger, inject_headers
 
 from .state import ReplyState, fold, reply_subject, reply_tree

@@ -3,6 +3,7 @@ status callbacks that belong to the tenant whose message they name."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,6 +57,15 @@ async def test_a_stored_message_retried_after_the_limit_was_reached_still_gets_2
     for params in messages:  # Twilio retries one it thinks failed: never refused now
         assert (await post(client, params, signed(params))).status_code == 200
     assert (await post(client, sixth, signed(sixth))).status_code == 429  # never stored
+    assert len(await stored(js)) == 5
+
+
+@pytest.mark.parametrize("settings_overrides", [FIVE_PER_MINUTE])
+async def test_concurrent_messages_cannot_all_slip_past_the_check_before_being_counted(
+        client, js, settings_overrides) -> None:
+    messages = [inbound_params() for _ in range(20)]
+    codes = await asyncio.gather(*(post(client, p, signed(p)) for p in messages))
+    assert sorted(r.status_code for r in codes) == [200] * 5 + [429] * 15
     assert len(await stored(js)) == 5
 
 

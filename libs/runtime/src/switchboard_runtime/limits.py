@@ -207,7 +207,7 @@ class SharedCounters:
         try:
             async with self._requests:  # a bounded burst of requests, not one per key at once
                 reply = await self._nc.request(subject, b"", timeout=timeout_s,
-                                               headers={"Nats-Incr": f"+{delta}"})
+                                               headers={"Nats-Incr": f"{delta:+d}"})
             answer = json.loads(reply.data)
             total = int(answer["val"])
         except Exception as exc:  # any failure: decide locally for a while
@@ -222,8 +222,7 @@ class SharedCounters:
             return
         finally:
             count.in_flight -= delta
-        # Answers may come back out of order; a counter only grows within its window.
-        count.synced = max(count.synced, total)
+        count.synced = total  # one sync per key at a time: answers come in order
         count.known = True
 
     def _forget_old(self) -> None:
@@ -269,7 +268,7 @@ class SharedLimit:
         return estimate + 1 <= self.rate.amount
 
     def count(self, key: str, hits: int = 1) -> None:
-        """Count hits now (locally; the next sync shares them)."""
+        """Count hits now (locally; the next sync shares them); negative gives hits back."""
         self._counters._add(self.scope, self.rate, key, hits)
 
     async def hit(self, key: str) -> bool:

@@ -3,9 +3,9 @@
 Shared counters (switchboard_runtime.limits, docs/adr/0015): each replica decides from the
 global count at its last background sync plus its own unsynced hits, so no webhook waits for a
 round trip unless its key is bursting. The per-sender limit is what keeps one WhatsApp user
-from starving others or running up LLM cost; it counts messages, not deliveries: a webhook is
-checked first and counted only once stored as new, so Twilio's retries of one MessageSid cost
-nothing.
+from starving others or running up LLM cost; it counts messages, not deliveries: a webhook
+takes a place before it is stored and gives it back unless stored as new, so Twilio's retries
+of one MessageSid cost nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ class RateLimits:
         """Checks and counts one request from ``ip``."""
         return _counted(await self._per_ip.hit(ip), "ip")
 
-    async def sender_may_send(self, tenant_id: str, sender: str) -> bool:
-        """Whether one more message from this sender fits; counts nothing."""
-        return _counted(await self._per_sender.allowed(_sender_key(tenant_id, sender)), "sender")
+    async def take_sender(self, tenant_id: str, sender: str) -> bool:
+        """Takes a place for one message from this sender, if one is free."""
+        return _counted(await self._per_sender.hit(_sender_key(tenant_id, sender)), "sender")
 
-    def count_sender(self, tenant_id: str, sender: str) -> None:
-        """One new message from this sender (not a redelivery)."""
-        self._per_sender.count(_sender_key(tenant_id, sender))
+    def give_back_sender(self, tenant_id: str, sender: str) -> None:
+        """The message took no place after all: a redelivery, or not stored."""
+        self._per_sender.count(_sender_key(tenant_id, sender), -1)
 
 
 def _sender_key(tenant_id: str, sender: str) -> str:

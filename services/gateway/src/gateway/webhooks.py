@@ -1,9 +1,9 @@
 """The two webhook endpoints Twilio calls: inbound WhatsApp messages and status callbacks.
 
 Order of checks, cheapest first: size and content type, per-IP rate, form syntax, tenant,
-signature, per-sender rate (checked, not counted). Only then is an event stored; the 200 goes
-out after the PubAck, and only a message stored as new counts against its sender's limit (a
-redelivery does not; a refused redelivery of a stored message still gets 200). A status
+signature, per-sender rate. Only then is an event stored; the 200 goes out after the PubAck,
+and only a message stored as new keeps its place in its sender's limit (a redelivery gives it
+back; a refused redelivery of a stored message still gets 200). A status
 callback must name a message its signing tenant sent.
 Every refusal is a short fixed reason: nothing from the input or an exception leaves here.
 """
@@ -134,7 +134,7 @@ class Webhooks:
             await self._store(orphan, form.message_sid, form.message_sid, None)
             log.warning("orphaned message recorded", message_sid=form.message_sid)
             return "orphaned"
-        if not await self._limits.sender_may_send(route.tenant_id, form.from_address):
+        if not await self._limits.take_sender(route.tenant_id, form.from_address):
             # Twilio does not retry a 4xx: a retry of a message already stored must not get one.
             if await self._stored.stored(form.message_sid, route.tenant_id):
                 return "duplicate"
@@ -146,10 +146,18 @@ class Webhooks:
             profile_name=form.profile_name, wa_id=form.wa_id, media=list(form.media),
             idempotency_token=token,
         )
-        outcome = await self._store(event, form.message_sid, form.message_sid, route.tenant_id)
-        if outcome == "accepted":  # new: counts once, however often Twilio retries it
-            self._limits.count_sender(route.tenant_id, form.from_address)
+        # Taken before the store (so concurrent messages cannot all slip past the check);
+        # given back unless stored as new: a message counts once, however often it is retried.
+        try:
+            outcome = await self._store(event, form.message_sid, form.message_sid,
+                                        route.tenant_id)
+        except Refused:
+            self._limits.give_back_sender(route.tenant_id, form.from_address)
+            raise
+        if outcome == "accepted":
             await self._stored.remember(form.message_sid, route.tenant_id)
+        else:
+            self._limits.give_back_sender(route.tenant_id, form.from_address)
         return outcome
 
     async def _status(self, request: Request) -> str:

@@ -49,7 +49,8 @@ _REPLAY_HEADERS = (REPLAY_OF, ORIGIN_STREAM, ORIGIN_SUBJECT, ORIGIN_SEQ, ORIGIN_
 
 
 def replay_subject(stream: str, consumer: str) -> str:
-    """Read only by ``consumer``'s replay durable (durable names are unique per service)."""
+    """Read only by ``consumer``'s replay durable (``<durable>-replay`` on REPLAY: durable
+    names start with their service's name, so they are unique across services)."""
     return f"replay.{stream}.{consumer}"
 
 

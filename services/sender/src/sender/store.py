@@ -10,9 +10,8 @@ check over ``sender.<reply event id>.>``. A part timer is a JetStream scheduled 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
@@ -23,26 +22,18 @@ from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import SENDER
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.bus.kv import kv_replicas
-from switchboard_runtime.eventsourcing import append, replay
-from switchboard_runtime.telemetry import get_logger, inject_headers
+from switchboard_runtime.eventsourcing import append, replay, schedule_at
+from switchboard_runtime.telemetry import get_logger
 
 from .state import ReplyState, fold, reply_subject, reply_tree
 
 log = get_logger(__name__)
 
 MESSAGES_BUCKET = "sender-messages"
-SCHEDULE = "Nats-Schedule"
-SCHEDULE_TARGET = "Nats-Schedule-Target"
 
 
 def timer_subject(reply_id: str, part: int) -> str:
     return f"sender.timers.{reply_id}.{part}"
-
-
-def rfc3339_ceil(moment: datetime) -> str:
-    """Whole seconds, rounded up, so a timer never fires before its due time."""
-    seconds = math.ceil(moment.timestamp())
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def open_messages_bucket(js: JetStreamContext, ttl_days: float, replicas: int | None
@@ -81,18 +72,15 @@ class ReplyStore:
 
     async def schedule_timeout(self, state: ReplyState, cause: Envelope, part: int,
                                due_at: datetime) -> None:
-        """Set (or set again: one schedule per subject) the timer after ``part``."""
+        """Set (or set again: one schedule per subject) the timer after ``part`` (after part
+        0: the next try of a reply waiting for an earlier one of its conversation)."""
         assert state.accepted is not None
         timer = state.accepted.caused(
             PartTimeoutDue(reply_id=state.reply_id, part=part, due_at=due_at),
             causation_id=cause.event_id,
         )
-        headers = inject_headers({
-            SCHEDULE: f"@at {rfc3339_ceil(due_at)}",
-            SCHEDULE_TARGET: reply_subject(state.reply_id, PartTimeoutDue.TYPE),
-        })
-        await self._js.publish(timer_subject(state.reply_id, part), timer.to_bytes(),
-                               stream=SENDER.name, headers=headers, timeout=5.0)
+        await schedule_at(self._js, SENDER.name, timer_subject(state.reply_id, part),
+                          reply_subject(state.reply_id, PartTimeoutDue.TYPE), due_at, timer)
 
     async def remember_sid(self, message_sid: str, reply_id: str, part: int) -> None:
         await self._messages.put(message_sid, json.dumps(

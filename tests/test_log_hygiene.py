@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+from switchboard_devstack.waiting import eventually
 from twilio_sim.client import SimClient
 
 BIN = Path(sys.executable).parent
@@ -41,13 +42,6 @@ def _forbidden(settings: dict[str, str]) -> dict[str, str]:
     return found
 
 
-async def _wait_for(check, timeout_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def test_no_service_log_carries_a_number_a_body_or_a_secret(tmp_path) -> None:
     state = tmp_path / "run"
     # A short Twilio timeout, so the hung send becomes ambiguous (and is looked up) quickly.
@@ -57,8 +51,8 @@ async def test_no_service_log_carries_a_number_a_body_or_a_secret(tmp_path) -> N
                              env=env)
     logs = state / "logs"
     try:
-        await _wait_for(lambda: (state / "stack.env").exists() or stack.poll() is not None,
-                        120, "the stack")
+        await eventually(lambda: (state / "stack.env").exists() or stack.poll() is not None,
+                         120, interval_s=0.2, what="the stack")
         assert (state / "stack.env").exists(), stack.stdout.read() if stack.stdout else ""
         settings = _env_file(state / "stack.env")
         async with SimClient(settings["SB_SIM_URL"]) as sim:
@@ -70,8 +64,8 @@ async def test_no_service_log_carries_a_number_a_body_or_a_secret(tmp_path) -> N
             env={**os.environ, **settings}, capture_output=True, text=True, timeout=90,
         )
         assert chat.returncode == 0, chat.stdout + chat.stderr
-        await _wait_for(lambda: LOOKED_UP in (logs / "sender.log").read_text(), 60,
-                        "the sender's lookup of the ambiguous send")
+        await eventually(lambda: LOOKED_UP in (logs / "sender.log").read_text(), 60,
+                         interval_s=0.2, what="the sender's lookup of the ambiguous send")
     finally:
         stack.send_signal(signal.SIGINT)
         await asyncio.to_thread(stack.communicate, timeout=90)

@@ -8,6 +8,7 @@ from unittest import mock
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 from switchboard_contracts.topology import GATEWAY
+from switchboard_devstack.waiting import eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher
 
 SUBJECT = "gateway.InboundMessageReceived"
@@ -15,14 +16,6 @@ SUBJECT = "gateway.InboundMessageReceived"
 
 def gauge(name: str, consumer: str) -> float | None:
     return REGISTRY.get_sample_value(name, {"consumer": consumer})
-
-
-async def eventually(check, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_lag_shows_the_backlog_of_a_stuck_handler_and_returns_to_zero(

@@ -4,13 +4,13 @@ original stream (an aggregate's history, a fact other consumers read) stays as i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
 from switchboard_contracts.topology import CONVERSATION, GATEWAY, event_subject
+from switchboard_devstack.waiting import eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher, dead_letter, ensure_streams
 from switchboard_runtime.deadletters.store import NotReplayable, list_dead_letters, replay
 
@@ -19,14 +19,6 @@ TYPE = "InboundMessageReceived"
 
 def conversation_subject(conversation_id: str, event_type: str) -> str:
     return event_subject("conversation", event_type, conversation_id)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 class Recorder:

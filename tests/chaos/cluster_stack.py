@@ -21,12 +21,12 @@ from switchboard_devstack import demo
 from switchboard_devstack.embedded import NatsCluster, free_port
 from switchboard_devstack.serving import serve_in_thread
 from switchboard_devstack.stack import Process, Stack, bin_path
+from switchboard_devstack.waiting import eventually
 
 from . import checks
 from .balancer import Balancer
 from .collect import dead_letter_facts, durable_consumers, read_stream
 from .facts import Facts, Poison
-from .polling import eventually
 
 # What a NATS call may raise while a node is down or a leader is being elected.
 NATS_TROUBLE = (nats.errors.Error, TimeoutError, OSError)
@@ -140,7 +140,7 @@ class ChaosStack:
                 return False
             return True
 
-        await eventually(published, 60.0, f"publishing to {stream}", interval_s=0.5)
+        await eventually(published, 60.0, interval_s=0.5, what=f"publishing to {stream}")
 
     async def dead_lettered_by_every_reader(self, poison: Poison) -> bool:
         try:

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from switchboard_devstack.waiting import eventually
+
 from .facts import Poison
-from .polling import eventually
 
 SERVICE_KILL = "service_kill"  # kill -9 of one replica; the supervisor restarts it
 NATS_LEADER_KILL = "nats_leader_kill"  # kill -9 of the node leading CONVERSATION, restarted
@@ -122,8 +123,8 @@ class Injector:
     async def _timed(self, fault: Fault, recovered: Callable[[], Awaitable[bool]],
                      started: float) -> None:
         try:
-            await eventually(recovered, RECOVERY_TIMEOUT_S, f"recovery from {fault.kind}")
-        except TimeoutError:  # left as None: the summary names the fault that did not heal
+            await eventually(recovered, RECOVERY_TIMEOUT_S, 0.2, f"recovery from {fault.kind}")
+        except AssertionError:  # left as None: the summary names the fault that did not heal
             return
         fault.recovery_s = round(time.monotonic() - started, 2)
 
@@ -149,8 +150,8 @@ class Injector:
         await asyncio.sleep(max(0.0, self.nats_down_s - (time.monotonic() - started)))
         restarted = time.monotonic()
         await self.stack.start_nats(node)
-        with contextlib.suppress(TimeoutError):  # then the next NATS fault finds it unhealthy
-            await eventually(self.stack.nats_healthy, RECOVERY_TIMEOUT_S, "NATS cluster healthy")
+        with contextlib.suppress(AssertionError):  # the next NATS fault then finds it unhealthy
+            await eventually(self.stack.nats_healthy, RECOVERY_TIMEOUT_S, 0.5, "NATS healthy")
         fault.detail = (f"kill -9, restarted after {restarted - started:.1f} s; recovery: every "
                         f"stream led by a live node; whole again {time.monotonic() - restarted:.1f}"
                         " s after the restart")

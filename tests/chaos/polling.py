@@ -1,28 +1,12 @@
-"""Waiting on conditions, never for a fixed time: until something holds, or while it keeps
-holding (the "nothing else happened" checks, which must outlast the redelivery they guard)."""
+"""Waiting until nothing changes any more, for longer than the redelivery it guards (the
+"nothing else happened" checks). Waiting until something happened is devstack's
+``switchboard_devstack.waiting.eventually`` (raising ``AssertionError`` when it does not)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float, what: str,
-                     interval_s: float = 0.2) -> T:
-    """Polls ``check`` until it answers something truthy; raises ``TimeoutError`` naming
-    ``what`` otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout_s:.0f} s")
-        await asyncio.sleep(interval_s)
 
 
 async def settles(fingerprint: Callable[[], Awaitable[object]], quiet_s: float,

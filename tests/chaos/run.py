@@ -24,13 +24,14 @@ from projection.rebuild import rebuild
 from projection.settings import ProjectionSettings
 from switchboard_contracts.topology import ALL_STREAMS
 from switchboard_devstack.demo import NUMBER, TENANT_ID
+from switchboard_devstack.waiting import eventually
 from twilio_sim.client import SimClient
 
 from . import checks, cluster_stack
 from .collect import collect, lag
 from .faults import KINDS, Injector, schedule
 from .load import Load, LoadPlan, voice_clips
-from .polling import eventually, settles
+from .polling import settles
 from .report import RESULTS, Outcome
 
 Snapshot = dict[str, list[dict[str, Any]]]
@@ -61,7 +62,7 @@ async def run(options: Options) -> Outcome:
     clips = await asyncio.to_thread(voice_clips)
     async with cluster_stack.started(root, replicas=options.replicas,
                                      nats_nodes=options.nats_nodes) as stack:
-        await eventually(stack.all_ready, 180, "every replica ready")
+        await eventually(stack.all_ready, 180, 0.5, "every replica ready")
         timings["start"] = round(time.monotonic() - began, 1)
         progress(f"stack ready after {timings['start']} s (state and logs: {root}); load for "
                  f"{options.duration_s:.0f} s from {options.users} users")
@@ -77,7 +78,7 @@ async def run(options: Options) -> Outcome:
             stuck = checks.Finding("lag_not_zero")
             try:
                 timings["settle"] = round(await settle(stack, sim, options.settle_timeout_s), 1)
-            except TimeoutError:  # checked all the same: the facts say what is missing
+            except (AssertionError, TimeoutError):  # checked all the same: the facts tell
                 for consumer, behind in (await lag(stack.js)).items():
                     if behind:
                         stuck.add(consumer, f"{behind} messages not delivered or not "
@@ -133,7 +134,7 @@ async def settle(stack: cluster_stack.ChaosStack, sim: SimClient, timeout_s: flo
     quiet_s = await quiet_for(stack.js)
     while True:
         remaining = timeout_s - (time.monotonic() - started)
-        await eventually(lag_is_zero, remaining, "every consumer's lag back to 0")
+        await eventually(lag_is_zero, remaining, 0.5, "every consumer's lag back to 0")
         await settles(fingerprint, quiet_s, timeout_s - (time.monotonic() - started),
                       "streams and Messages API calls")
         if await lag_is_zero():

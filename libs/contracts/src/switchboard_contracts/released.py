@@ -20,12 +20,15 @@ from typing import Any
 
 from .catalogue import contracts
 from .compatibility import breaking_changes, same_contract
+from .deadletter import DeadLetter
 from .envelope import Envelope, major_of
 from .registry import Registry, registry
 
 RELEASED = Path(__file__).resolve().parents[2] / "schemas" / "released"
-# The envelope carries no version of its own on the wire; its schema is released as version 1.
+# The envelope and the dead-letter record (read by the projection and the dead-letter CLI)
+# carry no version on the wire: their versions live here, bumped like an event's.
 ENVELOPE_VERSION = "1.0"
+DEAD_LETTER_VERSION = "1.0"
 HINT = "python tools/contracts.py release"
 
 
@@ -48,8 +51,10 @@ class PublicSchema:
 
 
 def public_schemas(source: Registry = registry) -> list[PublicSchema]:
-    """The envelope and every public event's payload, as JSON Schemas."""
-    found = [PublicSchema("Envelope", ENVELOPE_VERSION, Envelope.model_json_schema())]
+    """The envelope, the dead-letter record and every public event's payload, as JSON
+    Schemas."""
+    found = [PublicSchema("Envelope", ENVELOPE_VERSION, Envelope.model_json_schema()),
+             PublicSchema("DeadLetter", DEAD_LETTER_VERSION, DeadLetter.model_json_schema())]
     found += [PublicSchema(c.name, c.model.VERSION, c.model.model_json_schema())
               for c in contracts(source) if c.public]
     return found

@@ -301,7 +301,8 @@ class Sender:
                            how: str) -> None:
         assert state.accepted is not None
         # The map first: a callback can come back before the event is stored.
-        await self._store.remember_sid(sid, state.reply_id, number)
+        await self._store.remember_sid(sid, state.reply_id, number,
+                                       state.accepted.tenant_id or "")
         sent = state.accepted.caused(OutboundMessageSent(
             turn=state.turn, part=number, parts=state.count, message_sid=sid,
             text=state.texts[number - 1], to_address=state.to_address,

@@ -82,9 +82,12 @@ class ReplyStore:
         await schedule_at(self._js, SENDER.name, timer_subject(state.reply_id, part),
                           reply_subject(state.reply_id, PartTimeoutDue.TYPE), due_at, timer)
 
-    async def remember_sid(self, message_sid: str, reply_id: str, part: int) -> None:
+    async def remember_sid(self, message_sid: str, reply_id: str, part: int, tenant_id: str
+                           ) -> None:
+        """The tenant too: the gateway refuses a status callback signed by another tenant
+        (docs/adr/0015)."""
         await self._messages.put(message_sid, json.dumps(
-            {"reply_id": reply_id, "part": part}).encode())
+            {"reply_id": reply_id, "part": part, "tenant_id": tenant_id}).encode())
 
     async def sent_ref(self, message_sid: str) -> SentRef | None:
         try:

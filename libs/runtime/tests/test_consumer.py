@@ -66,16 +66,7 @@ async def test_failing_handler_is_retried_with_backoff_then_dead_lettered_and_re
     # Redeliveries wait for the nak delay of their attempt: 0.5 s, then 1.0 s.
     assert attempts[1] - attempts[0] >= 0.45
     assert attempts[2] - attempts[1] >= 0.95
-    letters: list[DeadLetter] = []
-
-    async def collect() -> bool:
-        letters[:] = await dead_letters(streams)
-        return bool(letters)
-
-    for _ in range(100):
-        if await collect():
-            break
-        await asyncio.sleep(0.05)
+    letters = await eventually(lambda: dead_letters(streams), what="a dead letter")
     assert len(letters) == 1
     letter = letters[0]
     assert letter.consumer == "test-consumer"
@@ -109,12 +100,7 @@ async def test_unknown_major_version_is_dead_lettered_with_reason(streams, make_
     future = make_inbound().model_copy(update={"version": "2.0"})
     await Publisher(streams, GATEWAY.name).publish(SUBJECT, future)
 
-    letters: list[DeadLetter] = []
-    for _ in range(100):
-        letters = await dead_letters(streams)
-        if letters:
-            break
-        await asyncio.sleep(0.05)
+    letters = await eventually(lambda: dead_letters(streams), what="a dead letter")
     await consumer.stop()
     assert handled == []
     assert len(letters) == 1
@@ -144,12 +130,7 @@ async def test_poison_message_is_dead_lettered_not_retried(streams) -> None:
     consumer = Consumer(streams, spec(), {})
     await consumer.start()
     await streams.publish(SUBJECT, b"\x00not json", stream=GATEWAY.name)
-    letters: list[DeadLetter] = []
-    for _ in range(100):
-        letters = await dead_letters(streams)
-        if letters:
-            break
-        await asyncio.sleep(0.05)
+    letters = await eventually(lambda: dead_letters(streams), what="a dead letter")
     await consumer.stop()
     assert letters[0].reason == "malformed envelope"
     assert letters[0].payload == b"\x00not json"
@@ -170,12 +151,7 @@ async def test_handler_that_never_answers_is_dead_lettered_by_the_advisory(
     await consumer.start()
     await collector.start()
     await Publisher(streams, GATEWAY.name).publish(SUBJECT, make_inbound())
-    letters: list[DeadLetter] = []
-    for _ in range(200):
-        letters = await dead_letters(streams)
-        if letters:
-            break
-        await asyncio.sleep(0.05)
+    letters = await eventually(lambda: dead_letters(streams), what="a dead letter")
     await collector.stop()
     for task in list(consumer._in_flight):
         task.cancel()

@@ -1,8 +1,10 @@
 #!/bin/sh
-# Render every kustomization of k8s/ (the overlays, Postgres, its restore, External Secrets)
-# and, when kubernetes-validate is on the PATH, check the renders against the Kubernetes API
-# schemas (custom resources are skipped: it has no schemas for them). Needs kubectl (its
-# built-in kustomize). Exit status non-zero on the first failure.
+# Render every kustomization of k8s/ (the overlays, Postgres, its restore, External Secrets),
+# check the overlays' promises (k8s/check_manifests.py: Pod Security restricted, own
+# ServiceAccounts, default-deny, traces and NATS TLS, KEDA fallbacks, digests in prod) and,
+# when kubernetes-validate is on the PATH, the renders against the Kubernetes API schemas
+# (custom resources are skipped: it has no schemas for them). Needs kubectl (its built-in
+# kustomize) and Python with PyYAML (the project's .venv). Non-zero on the first failure.
 #
 #   k8s/check.sh
 set -eu
@@ -15,6 +17,10 @@ for dir in k8s/overlays/dev k8s/overlays/prod k8s/cnpg k8s/cnpg-restore k8s/exte
     kubectl kustomize "$dir" > "$file"
     echo "rendered $dir: $(grep -c '^kind:' "$file") objects"
 done
+
+python=.venv/bin/python
+[ -x "$python" ] || python=python3
+"$python" k8s/check_manifests.py "$out"/k8s_overlays_*.yaml
 
 if command -v kubernetes-validate > /dev/null; then
     kubernetes-validate --strict --quiet --no-warn "$out"/*.yaml

@@ -134,17 +134,15 @@ class ConversationHandlers:
     # -- the loop ----------------------------------------------------------------------------
     async def _handle(self, conversation_id: str, cause: Envelope, decide: Decide) -> None:
         async with self._writers.hold(conversation_id):
-            before = self._store.cached(conversation_id)
-            version_before = before.version if before is not None else None
             state = await decide_and_append(
                 self._store, conversation_id,
                 lambda current: self._decision(conversation_id, cause, current, decide),
                 max_conflicts=self._max_conflicts, on_conflict=metrics.CONFLICTS.inc,
             )
-            changed = state.version != version_before
-            # Also when nothing was appended: a redelivery after a crash sets a missing timer.
+            # Also when nothing was appended: a redelivery after a crash (or after a failed
+            # write) writes a missing view and sets a missing timer.
             await asyncio.gather(
-                self._views.write(state) if changed else _nothing(),
+                self._views.write(state),
                 self._store.set_idle_timer(state, cause, self._idle_close),
                 self._store.set_deadlines(state, cause, self._turn_deadline,
                                           self._transcript_deadline),
@@ -178,6 +176,3 @@ class ConversationHandlers:
             raise PermanentError(f"{envelope.type} without a conversation_id")
         return envelope.conversation_id
 
-
-async def _nothing() -> None:
-    return None

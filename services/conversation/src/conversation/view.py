@@ -49,16 +49,22 @@ async def open_view_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
 class ViewWriter:
     def __init__(self, bucket: KeyValue, remembered: int) -> None:
         self._bucket = bucket
-        # The revision this process last wrote per conversation: usually still current, so
-        # a write is one compare-and-set, without reading the entry first.
-        self._revisions: LruCache[str, int] = LruCache(remembered)
+        # Per conversation, the entry's revision and the view's version this process last
+        # wrote or read: usually still current, so a write is one compare-and-set without
+        # reading the entry first, and a view already written is not written again.
+        self._known: LruCache[str, tuple[int, int]] = LruCache(remembered)
 
     async def write(self, state: ConversationState) -> None:
+        """Write the state's view unless a view at least as new is there (a failed write is
+        retried by the event's redelivery, which comes here again)."""
         view = view_of(state)
         if view is None:
             return
         key = view_key(view.conversation_id)
-        revision = self._revisions.get(key)
+        known = self._known.get(key)
+        if known is not None and known[1] >= view.version:
+            return
+        revision = known[0] if known is not None else None
         for _ in range(MAX_WRITE_ATTEMPTS):
             try:
                 if revision is None:
@@ -67,11 +73,11 @@ class ViewWriter:
                     written = await self._bucket.update(key, view.to_bytes(), last=revision)
             except KeyWrongLastSequenceError:
                 revision, stored = await self._current(key)
-                if stored is not None and stored.version >= view.version:
-                    self._revisions.put(key, revision or 0)
+                if stored is not None and revision is not None and stored.version >= view.version:
+                    self._known.put(key, (revision, stored.version))
                     return  # a newer (or the same) view is there already
                 continue
-            self._revisions.put(key, written)
+            self._known.put(key, (written, view.version))
             return
         raise KeyWrongLastSequenceError(description=f"view of {key}: too many concurrent writers")
 

@@ -56,6 +56,9 @@ bench: setup
 lint: setup
 	$(VENV)/ruff check .
 	$(VENV)/python deploy/prometheus/sync_prometheusrule.py --check
+	@# The deployment kit: rules and their tests, manifests, compose, Dockerfile, dashboards.
+	$(VENV)/python deploy/check_kit.py
+	$(VENV)/mypy deploy/check_kit.py deploy/kit deploy/prometheus/sync_prometheusrule.py
 	@# The event catalogue and AsyncAPI document are current; no public event broke its release.
 	$(VENV)/python tools/contracts.py generate --check
 	$(VENV)/python tools/contracts.py compat

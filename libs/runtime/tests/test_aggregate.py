@@ -22,6 +22,7 @@ from switchboard_runtime.eventsourcing import (
     append_batch,
     decide_and_append,
     event_id_for,
+    last_version,
     replay,
     rfc3339,
 )
@@ -188,6 +189,9 @@ class Memory:
         self.loads += 1
         return Counter(len(self.log), len(self.log))
 
+    async def version(self, _: str) -> int:
+        return len(self.log)
+
     async def append(self, state: Counter, decision: int) -> Counter:
         if self.race:
             self.race -= 1
@@ -213,8 +217,8 @@ async def test_decide_and_append_retries_conflicts_then_gives_up() -> None:
 
 
 async def test_a_stale_cache_is_checked_before_nothing_is_done() -> None:
-    """The cached copy says the target is reached; the stream says otherwise: the loop must
-    not believe "nothing to do" from memory."""
+    """The cached copy (or a replica's read) says the target is reached; the stream's leader
+    says otherwise: the loop must not believe "nothing to do" from it."""
     repo = Memory(log=[1, 1], stale=Counter(5, 5))
     state = await decide_and_append(repo, "x", up_to(5), max_conflicts=3)
     assert state.value == 5 and repo.log == [1] * 5 and repo.loads == 1
@@ -224,3 +228,12 @@ async def test_a_stale_cache_is_checked_before_nothing_is_done() -> None:
     repo.loads = 0
     await decide_and_append(repo, "x", up_to(6), max_conflicts=3)
     assert repo.loads == 0 and repo.log == [1] * 6
+
+
+async def test_last_version_is_the_leaders_view_of_the_tree(nc, js) -> None:
+    await ensure_stream(js, CONVERSATION)
+    assert await last_version(js, CONVERSATION.name, tree("v1")) == 0
+    ack = await append_batch(nc, CONVERSATION.name, tree("v1"),
+                             pairs(started("v1"), message("v1", "SM1")), 0)
+    await append_batch(nc, CONVERSATION.name, tree("v2"), pairs(started("v2")), 0)
+    assert await last_version(js, CONVERSATION.name, tree("v1")) == ack.seq

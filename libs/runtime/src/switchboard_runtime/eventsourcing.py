@@ -31,7 +31,7 @@ from typing import Generic, Protocol, TypeVar
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NotFoundError
 from switchboard_contracts import Envelope
 
 from .bus import Publisher
@@ -243,44 +243,70 @@ class Repository(Protocol[S, D_contra]):
         """The aggregate as this process last saw it (maybe stale), or None."""
 
     async def load(self, aggregate_id: str) -> S:
-        """The aggregate from its stream."""
+        """The aggregate from its stream (a direct get may be answered by a replica that is
+        a little behind: maybe stale too)."""
+
+    async def version(self, aggregate_id: str) -> int:
+        """The aggregate's current version, from the stream's leader."""
 
     async def append(self, state: S, decision: D_contra) -> S:
         """Store the decision at ``state``'s version and return the new state; raises
         ``ConcurrencyConflict`` if another writer was first."""
 
 
+class Versioned(Protocol):
+    version: int
+
+
+V_state = TypeVar("V_state", bound=Versioned)
+
+
 async def decide_and_append(
-    repository: Repository[S, D], aggregate_id: str, decide: Callable[[S], D | None], *,
-    max_conflicts: int, on_conflict: Callable[[], None] = lambda: None,
-    jitter_s: float = 0.005,
-) -> S:
+    repository: Repository[V_state, D], aggregate_id: str,
+    decide: Callable[[V_state], D | None], *, max_conflicts: int,
+    on_conflict: Callable[[], None] = lambda: None, jitter_s: float = 0.005,
+) -> V_state:
     """Decide on the aggregate, append the decision, and again until nothing is left.
 
-    A cached copy may be stale: an append from it fails the version check (then reload),
-    and "nothing to do" decided on it is checked against the stream before it is believed.
-    After ``max_conflicts`` conflicts, ``ConcurrencyConflict`` is raised (the consumer retries
-    the event later); between conflicts a random pause (up to ``jitter_s`` times the count)
-    lets racing writers fall out of step. Returns the state after the last append."""
+    The state decided on may be stale (a cached copy, a replica's read): an append from it
+    fails the version check (then reload), and "nothing to do" is believed only once the
+    state is known current (it was just appended to, or its version is the leader's).
+    After ``max_conflicts`` conflicts (stale reads included), ``ConcurrencyConflict`` is
+    raised (the consumer retries the event later); between conflicts a random pause (up to
+    ``jitter_s`` times the count) lets racing writers fall out of step. Returns the state
+    after the last append (or the current one if nothing was to be done)."""
     state = repository.cached(aggregate_id)
-    current = state is None
     if state is None:
         state = await repository.load(aggregate_id)
+    current = False
     conflicts = 0
+
+    async def conflict() -> V_state:
+        nonlocal conflicts
+        conflicts += 1
+        on_conflict()
+        if conflicts >= max_conflicts:
+            raise ConcurrencyConflict(aggregate_id)
+        await asyncio.sleep(random.uniform(0, jitter_s * conflicts))  # noqa: S311
+        return await repository.load(aggregate_id)
+
     while True:
         decision = decide(state)
         if decision is None:
-            if current:
+            if current or await repository.version(aggregate_id) == state.version:
                 return state
-            state, current = await repository.load(aggregate_id), True
+            state = await conflict()
             continue
         try:
             state, current = await repository.append(state, decision), True
         except ConcurrencyConflict:
-            conflicts += 1
-            on_conflict()
-            if conflicts >= max_conflicts:
-                raise
-            await asyncio.sleep(random.uniform(0, jitter_s * conflicts))  # noqa: S311
-            state, current = await repository.load(aggregate_id), True
+            state, current = await conflict(), False
 
+
+async def last_version(js: JetStreamContext, stream: str, subject_tree: str) -> int:
+    """The stream sequence of the last message on ``subject_tree`` (0: none), asked of the
+    stream's leader (a plain message get, not a direct get)."""
+    try:
+        return (await js.get_last_msg(stream, subject_tree)).seq or 0
+    except NotFoundError:
+        return 0

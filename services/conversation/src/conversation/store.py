@@ -29,7 +29,13 @@ from switchboard_contracts.events.conversation import (
 )
 from switchboard_contracts.topology import CONVERSATION
 from switchboard_runtime import eventsourcing
-from switchboard_runtime.eventsourcing import LruCache, append_batch, replay, schedule_at
+from switchboard_runtime.eventsourcing import (
+    LruCache,
+    append_batch,
+    last_version,
+    replay,
+    schedule_at,
+)
 from switchboard_runtime.telemetry import get_logger
 
 from .domain import idle_due_at, turn_deadline_at
@@ -75,6 +81,10 @@ class ConversationStore:
         state = fold(conversation_id, ((e.envelope, e.seq) for e in events))
         self._recent.put(conversation_id, state)
         return state
+
+    async def version(self, conversation_id: str) -> int:
+        return await last_version(self._js, CONVERSATION.name,
+                                  conversation_subject(conversation_id))
 
     async def append(self, state: ConversationState,
                      decision: Sequence[tuple[Envelope, EventData]]) -> ConversationState:

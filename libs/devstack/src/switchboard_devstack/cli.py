@@ -38,7 +38,8 @@ def _compose(stack: Stack, tenant: demo.Demo, replicas: int) -> dict[str, str]:
                              "--config", str(sim_config)], sim_port)
     # The simulator posts to the first gateway; more replicas listen on ports of their own.
     stack.add("gateway", [bin_path("switchboard-gateway")], gateway_port, replicas,
-              PUBLIC_BASE_URL=gateway_url, SB_TENANT_KEYS=tenant.tenant_key)
+              PUBLIC_BASE_URL=gateway_url, SB_TENANT_KEYS=tenant.tenant_key,
+              **stack.nats_credentials("gateway"))
     read_api_port = preferred_port(8085)
     for name, port, extra in (
         ("conversation", preferred_port(8081), {}),
@@ -52,7 +53,7 @@ def _compose(stack: Stack, tenant: demo.Demo, replicas: int) -> dict[str, str]:
         ("projection", read_api_port, {}),
     ):
         stack.add(name, [bin_path(f"switchboard-{name}")], port, replicas,
-                  SB_TENANT_KEYS=tenant.tenant_key, **extra)
+                  SB_TENANT_KEYS=tenant.tenant_key, **extra, **stack.nats_credentials(name))
     read_api_url = f"http://127.0.0.1:{read_api_port}"
     return {
         # One node's URL, which every script's client takes (it learns the other nodes from it).
@@ -78,10 +79,14 @@ def run(
         envvar="SB_DEV_NATS_CLUSTER", help="a 3-node NATS JetStream cluster, R3 streams")] = False,
     replicas: Annotated[int, typer.Option(
         envvar="SB_DEV_REPLICAS", min=1, help="processes per service")] = 1,
+    nats_auth: Annotated[bool, typer.Option(
+        envvar="SB_DEV_NATS_AUTH",
+        help="one NATS user per service with its subject permissions, as in production "
+             "(deploy/nats/permissions.conf); tools without credentials are the operator")] = True,
 ) -> None:
     """Start NATS, Postgres, the Twilio simulator and every service; a process that dies is
     restarted; Ctrl-C stops them all."""
-    stack = Stack.prepare(state.resolve(), cluster=cluster)
+    stack = Stack.prepare(state.resolve(), cluster=cluster, auth=nats_auth)
     stopping = {"now": False}
 
     def request_stop(*_: object) -> None:

@@ -14,6 +14,8 @@ import importlib.util
 import json
 import os
 import pwd
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -70,6 +72,46 @@ class ClusterRoutes:
     route_ports: list[int]
 
 
+# One user per service with its subject permissions (deploy/nats/permissions.conf).
+PERMISSIONS_FILE = Path(__file__).resolve().parents[4] / "deploy" / "nats" / "permissions.conf"
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """The users of a permissions file, each with a password made here and handed to the
+    server through its environment (the file names ``$SB_NATS_<USER>_PASSWORD``)."""
+
+    permissions: Path
+    passwords: dict[str, str]
+    # Who a client without credentials is (the local tools: tenants CLI, chat, scripts);
+    # None refuses such clients.
+    anonymous_user: str | None = None
+
+    @classmethod
+    def generate(cls, permissions: Path = PERMISSIONS_FILE,
+                 anonymous_user: str | None = None) -> NatsAuth:
+        users = re.findall(r"password: \$SB_NATS_(\w+)_PASSWORD", permissions.read_text())
+        # The server parses a variable's value as config: a leading digit reads as a number,
+        # so a letter, then hex digits.
+        return cls(permissions, {user.lower(): "p" + secrets.token_hex(16) for user in users},
+                   anonymous_user)
+
+    def server_env(self) -> dict[str, str]:
+        return {f"SB_NATS_{user.upper()}_PASSWORD": pw for user, pw in self.passwords.items()}
+
+    def client_env(self, user: str) -> dict[str, str]:
+        """A service's settings (ServiceSettings.nats_user / nats_password)."""
+        return {"NATS_USER": user, "NATS_PASSWORD": self.passwords[user]}
+
+    def config(self, folder: Path) -> str:
+        """The server config's lines; the file is copied beside it (includes are relative)."""
+        shutil.copyfile(self.permissions, folder / "permissions.conf")
+        anonymous = f"no_auth_user: {self.anonymous_user}" if self.anonymous_user else ""
+        return f"""
+            include "permissions.conf"
+            {anonymous}"""
+
+
 @dataclass
 class NatsServer:
     """A JetStream server: a single node, or one node of a cluster when ``cluster`` is given.
@@ -82,6 +124,7 @@ class NatsServer:
     sync_always: bool = True
     name: str = ""  # the server_name: unique per node in a cluster
     cluster: ClusterRoutes | None = None
+    auth: NatsAuth | None = None  # users and permissions; None: anyone may do anything
     _proc: subprocess.Popen[bytes] | None = None
     _started: bool = False  # once: its URL is known, so restarts keep the port
 
@@ -120,7 +163,8 @@ class NatsServer:
         config.write_text(self._config())
         with (self.store / "nats.log").open("ab") as log:
             self._proc = subprocess.Popen(
-                [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
+                [_nats_binary(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.auth.server_env() if self.auth else {})},
             )
         try:
             wait_for_port(self.port, process=self._proc)
@@ -149,7 +193,7 @@ class NatsServer:
             jetstream {{
               store_dir: "{self.store / 'js'}"
               {sync}
-            }}{cluster}
+            }}{cluster}{self.auth.config(self.store) if self.auth else ""}
             """
 
     def stop(self) -> None:
@@ -320,11 +364,13 @@ class NatsCluster:
     own store and ports, all routed to each other: enough to kill a stream's leader and watch
     the others elect a new one. ``url`` lists every node, comma-separated."""
 
-    def __init__(self, size: int = 3, root: Path | None = None, name: str = "switchboard") -> None:
+    def __init__(self, size: int = 3, root: Path | None = None, name: str = "switchboard",
+                 auth: NatsAuth | None = None) -> None:
         self._owns_root = root is None
         self.root = root if root is not None else Path(tempfile.mkdtemp(prefix="sb-nats-cluster-"))
         self.name = name
         self.size = size
+        self.auth = auth
         self.nodes: list[NatsServer] = self._new_nodes()
         self._started = False
 
@@ -335,7 +381,8 @@ class NatsCluster:
             store = self.root / f"nats-{i}"
             store.mkdir(parents=True, exist_ok=True)
             nodes.append(NatsServer(store=store, name=f"nats-{i}",
-                                    cluster=ClusterRoutes(self.name, route_port, route_ports)))
+                                    cluster=ClusterRoutes(self.name, route_port, route_ports),
+                                    auth=self.auth))
         return nodes
 
     @property

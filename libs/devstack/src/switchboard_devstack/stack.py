@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .embedded import (
     ExitedEarly,
+    NatsAuth,
     NatsCluster,
     NatsServer,
     PostgresServer,
@@ -148,17 +149,20 @@ class Stack:
     _supervisor: threading.Thread | None = None
 
     @classmethod
-    def prepare(cls, root: Path, cluster: bool = False) -> Stack:
+    def prepare(cls, root: Path, cluster: bool = False, auth: bool = False) -> Stack:
         """The stack's servers (not started) under ``root``: one NATS node, or a 3-node
-        JetStream cluster (its own store, so the two never share state)."""
+        JetStream cluster (its own store, so the two never share state). With ``auth``, NATS
+        checks each service's permissions (deploy/nats/permissions.conf); clients without
+        credentials (the chat, the CLIs, scripts) are the operator."""
+        users = NatsAuth.generate(anonymous_user="operator") if auth else None
         for folder in ("logs", "postgres"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         nats: NatsServer | NatsCluster
         if cluster:
-            nats = NatsCluster(size=3, root=root / "nats-cluster")
+            nats = NatsCluster(size=3, root=root / "nats-cluster", auth=users)
         else:
             (root / "nats").mkdir(exist_ok=True)
-            nats = NatsServer(store=root / "nats", port=preferred_port(4222))
+            nats = NatsServer(store=root / "nats", port=preferred_port(4222), auth=users)
         return cls(root, nats, PostgresServer(root=root / "postgres", port=preferred_port(55432)))
 
     @property
@@ -172,6 +176,11 @@ class Stack:
         return {**self.replica_settings, **os.environ, "NATS_URL": self.nats.url,
                 "DATABASE_URL": self.postgres.url, "SWITCHBOARD_ENV": "development",
                 "PYTHONUNBUFFERED": "1"}
+
+    def nats_credentials(self, user: str) -> dict[str, str]:
+        """A service's NATS user and password, when the server checks permissions."""
+        auth = self.nats.auth
+        return auth.client_env(user) if auth is not None else {}
 
     def add(self, name: str, argv: list[str], port: int, replicas: int = 1,
             **env: str) -> list[Process]:

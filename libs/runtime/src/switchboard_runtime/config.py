@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,10 @@ class ServiceSettings(BaseSettings):
     service_name: str = "switchboard"
     switchboard_env: Environment = Environment.DEVELOPMENT
     nats_url: str = "nats://127.0.0.1:4222"
+    # The service's own NATS user (deploy/nats/permissions.conf), or a credentials file.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_creds: str | None = None
     database_url: str | None = None
     http_host: str = "0.0.0.0"
     http_port: int = 8080

@@ -112,6 +112,13 @@ class Service:
         self._nc = await nats.connect(
             self.settings.nats_url.split(","),  # a cluster: every node's URL, comma-separated
             name=self.name,
+            user=self.settings.nats_user,
+            password=(self.settings.nats_password.get_secret_value()
+                      if self.settings.nats_password else None),
+            user_credentials=self.settings.nats_creds,
+            # Replies come to an inbox only this service may subscribe to (its NATS user's
+            # permissions), so no other service can read its KV gets or API answers.
+            inbox_prefix=f"_INBOX_{self.name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=self._on_nats_error,

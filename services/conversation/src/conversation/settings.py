@@ -21,7 +21,8 @@ class ConversationSettings(TenantServiceSettings):
     # (LLM_MAX_ATTEMPTS x LLM_TIMEOUT_S + backoffs: 4 x 30 s + up to 3 x 30 s by default).
     conversation_turn_deadline_s: float = Field(300.0, gt=0)
     # A voice note whose transcript is not here this long after its request counts as not
-    # transcribed (the transcription's download, model time and redeliveries fit well within).
+    # transcribed. Enough for a few minutes of audio with the base model, the download and
+    # a redelivery; raise it with the transcription's TRANSCRIPTION_MAX_AUDIO_S.
     conversation_transcript_deadline_s: float = Field(600.0, gt=0)
     # Conversations kept in memory with their version (a stale copy is caught by the
     # version check on append and reloaded), and the public view bucket's replicas.

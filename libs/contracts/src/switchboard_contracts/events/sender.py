@@ -1,7 +1,9 @@
 """Events of the sender (stream SENDER, ``sender.<reply event id>.<Type>``).
 
 The subject tree ``sender.<reply event id>.>`` is the durable state of one reply: its parts,
-every attempt, what Twilio answered and the delivery statuses applied.
+every attempt, what Twilio answered and the delivery statuses applied. Its part timeouts are
+JetStream scheduled messages held on ``sender.timers.<reply event id>.<part>``, which publish a
+``PartTimeoutDue`` into the tree when due.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ def checkov() -> Result:
 
 # name, what the count counts, the check.
 CHECKS: list[tuple[str, str, Callable[[], Result]]] = [
-    ("rules", "rule files (promtool check rules, check config)", rules.check_rules),
+    ("rules", "rule files (lint: namespace, severity, summary, runbook; promtool check)",
+     rules.check_rules),
     ("rule-tests", "promtool test files", rules.test_rules),
     ("dashboards", "queries of dashboards and rules against the code's metrics",
      metric_names.check),

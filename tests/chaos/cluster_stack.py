@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +28,7 @@ from .balancer import Balancer
 from .collect import dead_letter_facts, durable_consumers, read_stream
 from .facts import Facts, Poison
 
+LONG_REPLY_CHARS = 2500  # WhatsApp parts hold at most 1600 characters
 # What a NATS call may raise while a node is down or a leader is being elected.
 NATS_TROUBLE = (nats.errors.Error, TimeoutError, OSError)
 SERVICES = ("gateway", "conversation", "agent", "sender", "transcription", "projection")
@@ -151,6 +152,16 @@ class ChaosStack:
         facts = Facts(poisons=[poison], consumers={poison.stream: readers})
         dead_letter_facts(facts, stored)
         return checks.dead_letters(facts)[1].count == 0
+
+    # -- the LLM simulator -------------------------------------------------------------------
+    async def long_replies(self, until: Callable[[], bool], every_s: float = 4.0) -> None:
+        """Now and then the next answer is long enough for 2 WhatsApp parts (so part order is
+        checked too), until ``until()``."""
+        while not until():
+            with contextlib.suppress(httpx.HTTPError):
+                await self._http.post(f"{self.llm_url}/sim/reply",
+                                      json={"length": LONG_REPLY_CHARS, "count": 1})
+            await asyncio.sleep(every_s)
 
     # -- Postgres ----------------------------------------------------------------------------
     async def stop_postgres(self) -> None:

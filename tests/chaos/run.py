@@ -72,7 +72,9 @@ async def run(options: Options) -> Outcome:
             injector = Injector(stack, load.elapsed)
             planned = schedule(options.faults, options.services, options.replicas,
                                options.duration_s, options.seed, once=options.once)
-            sent, faults = await asyncio.gather(load.run(), injector.run(planned))
+            sent, faults, _ = await asyncio.gather(
+                load.run(), injector.run(planned),
+                stack.long_replies(lambda: load.elapsed() > options.duration_s))
             timings["load"] = round(load.elapsed(), 1)
             progress(f"load and faults done after {timings['load']} s; settling")
             stuck = checks.Finding("lag_not_zero")

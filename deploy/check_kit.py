@@ -11,8 +11,10 @@ its check with what to install. Exit status 1 when any check failed.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -24,9 +26,17 @@ from kit.manifests import Rendered
 Result = tuple[int, list[str]]
 
 
+_render_lock = threading.Lock()
+
+
 @cache  # rendered once for the checks that need it
-def _rendered() -> tuple[list[Rendered], list[str]]:
+def _rendered_once() -> tuple[list[Rendered], list[str]]:
     return manifests.render_all()
+
+
+def _rendered() -> tuple[list[Rendered], list[str]]:
+    with _render_lock:  # the checks run in threads
+        return _rendered_once()
 
 
 def render() -> Result:
@@ -57,19 +67,27 @@ CHECKS: list[tuple[str, str, Callable[[], Result]]] = [
 ]
 
 
+def _timed(check: Callable[[], Result]) -> tuple[int, list[str], float]:
+    began = time.monotonic()
+    try:
+        count, problems = check()
+    except tools.Unavailable as missing:
+        count, problems = 0, [f"tool unavailable: {missing}"]
+    return count, problems, time.monotonic() - began
+
+
 def main(argv: list[str]) -> int:
     chosen = [c for c in CHECKS if not argv or c[0] in argv]
     if unknown := set(argv) - {c[0] for c in CHECKS}:
         print(f"unknown check(s) {sorted(unknown)}; known: {[c[0] for c in CHECKS]}")
         return 2
-    failed, started = [], time.monotonic()
-    for name, covers, check in chosen:
-        began = time.monotonic()
-        try:
-            count, problems = check()
-        except tools.Unavailable as missing:
-            count, problems = 0, [f"tool unavailable: {missing}"]
-        took = time.monotonic() - began
+    started = time.monotonic()
+    # Concurrently: promtool and checkov are processes of their own, mostly waiting.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(_timed, check) for _, _, check in chosen]
+    failed = []
+    for (name, covers, _), future in zip(chosen, futures, strict=True):
+        count, problems, took = future.result()
         status = "FAIL" if problems else "ok"
         print(f"{status:4} {name:11} {count:5} {covers} ({took:.1f}s)", flush=True)
         for problem in problems:

@@ -27,6 +27,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from switchboard_contracts import Envelope, Event, Registry, UnknownEventType, UnsupportedVersion
@@ -152,6 +153,8 @@ class Consumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._lag_task: asyncio.Task[None] | None = None
+        # Per (durable, event type): the latency and "ok" series, looked up once, not per event.
+        self._series: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
 
     @property
     def specs(self) -> tuple[ConsumerSpec, ...]:
@@ -308,9 +311,19 @@ class Consumer:
                 _DELIVERY.reset(delivery)
                 if progress is not None:
                     progress.cancel()
-                HANDLER_SECONDS.labels(durable, env.type).observe(time.perf_counter() - started)
+                seconds, handled_ok = self._series_of(durable, env.type)
+                seconds.observe(time.perf_counter() - started)
             await msg.ack()
-            EVENTS_HANDLED.labels(durable, env.type, "ok").inc()
+            handled_ok.inc()
+
+    def _series_of(self, durable: str, env_type: str) -> tuple[Histogram, Counter]:
+        series = self._series.get((durable, env_type))
+        if series is None:
+            series = self._series[(durable, env_type)] = (
+                HANDLER_SECONDS.labels(durable, env_type),
+                EVENTS_HANDLED.labels(durable, env_type, "ok"),
+            )
+        return series
 
     async def _failed(self, msg: Msg, env_type: str, exc: Exception, deliveries: int) -> None:
         if deliveries >= self.spec.max_deliver:

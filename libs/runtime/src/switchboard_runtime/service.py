@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 import asyncpg
 import nats
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 from switchboard_contracts.topology import ADVISORIES, DEADLETTER, StreamSpec
 
 from .bus import (
@@ -212,8 +213,11 @@ class Service:
             return checks
 
         @app.get("/metrics", include_in_schema=False)
-        async def metrics() -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        async def metrics(request: Request) -> Response:
+            # OpenMetrics when the scraper asks for it (Prometheus does with exemplar storage
+            # on): the only format that carries the histograms' trace exemplars.
+            encode, content_type = choose_encoder(request.headers.get("accept", ""))
+            return Response(encode(REGISTRY), media_type=content_type)
 
     async def readiness(self) -> dict[str, str]:
         checks = {"service": "ok" if self.ready else "starting or draining"}

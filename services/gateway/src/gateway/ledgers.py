@@ -5,20 +5,22 @@ status callback must name a message of the tenant that signed it).
 Both are JetStream KV buckets. The stored-sids bucket is written after each store without
 waiting (a core publish on the bucket's subject: no round trip on the hot path) and read only
 when the per-sender limit refuses. The sent-messages bucket is the sender's (MessageSid ->
-reply, part, tenant), read once per status callback.
+reply, part, tenant, the send's trace context), read once per status callback.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
 from switchboard_runtime.bus.kv import kv_replicas
-from switchboard_runtime.telemetry import get_logger
+from switchboard_runtime.telemetry import extract_context, get_logger
 
 log = get_logger(__name__)
 
@@ -63,14 +65,22 @@ class StoredMessages:
         return entry.value == tenant_id.encode()
 
 
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """What the sender recorded of an outbound MessageSid (each None when not known)."""
+
+    tenant_id: str | None = None
+    sent_in: trace.SpanContext | None = None  # the send's span: its statuses link to it
+
+
 class SentMessages:
-    """Which tenant sent an outbound MessageSid, from the sender's map, when it says."""
+    """Which tenant sent an outbound MessageSid, and in which trace, from the sender's map."""
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
         self._bucket: KeyValue | None = None
 
-    async def tenant_of(self, message_sid: str) -> str | None:
+    async def lookup(self, message_sid: str) -> SentMessage:
         """The sending tenant, or None when not known (not recorded yet, or no tenant in the
         record): then the event carries the signer's tenant and consumers scope by it."""
         try:
@@ -78,11 +88,14 @@ class SentMessages:
                 self._bucket = await self._js.key_value(SENT_BUCKET)
             entry = await self._bucket.get(message_sid)
         except (BucketNotFoundError, KeyNotFoundError):
-            return None
+            return SentMessage()
         except Exception as exc:  # unknown, as if not recorded yet
             log.warning("sent-messages lookup failed", error=type(exc).__name__)
-            return None
+            return SentMessage()
         if not entry.value:
-            return None
-        tenant = json.loads(entry.value).get("tenant_id")
-        return tenant if isinstance(tenant, str) else None
+            return SentMessage()
+        record = json.loads(entry.value)
+        tenant = record.get("tenant_id")
+        sent_in = trace.get_current_span(extract_context(record)).get_span_context()
+        return SentMessage(tenant if isinstance(tenant, str) else None,
+                           sent_in if sent_in.is_valid else None)

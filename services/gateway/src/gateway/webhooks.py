@@ -31,6 +31,7 @@ from switchboard_contracts.events.gateway import (
 from switchboard_contracts.topology import event_subject, inbound_subject
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.telemetry import get_logger
+from switchboard_runtime.telemetry.metrics import trace_exemplar
 from switchboard_tenants import TenantDirectory, TenantRoute
 from twilio.request_validator import RequestValidator
 
@@ -110,7 +111,8 @@ class Webhooks:
                     return Response(refused.reason + "\n", status_code=refused.status,
                                     media_type="text/plain")
                 finally:
-                    WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started)
+                    WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started,
+                                                         exemplar=trace_exemplar())
                 WEBHOOKS.labels(name, outcome).inc()
                 span.set_attribute("http.response.status_code", 200)
                 return Response(TWIML, media_type="text/xml")
@@ -170,11 +172,13 @@ class Webhooks:
         self._verify(request, params, route)
         if route is None:
             raise Refused(403, "unknown account")
-        sender = await self._sent.tenant_of(form.message_sid)
-        if sender is not None and sender != route.tenant_id:
+        sent = await self._sent.lookup(form.message_sid)
+        if sent.tenant_id is not None and sent.tenant_id != route.tenant_id:
             log.warning("status callback for another tenant's message refused",
                         tenant_id=route.tenant_id, message_sid=form.message_sid)
             raise Refused(403, "not this account's message")
+        if sent.sent_in is not None:  # from this status to the trace of the message's send
+            trace.get_current_span().add_link(sent.sent_in, {"switchboard.link": "sent message"})
         # Not recorded yet (or recorded without a tenant): stored under the signer's tenant,
         # which every consumer scopes by, so it can touch no other tenant's message.
         # The sender puts the turn's correlation_id in the callback URL (signed by Twilio).

@@ -23,7 +23,7 @@ from switchboard_contracts.topology import SENDER
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.bus.kv import kv_replicas
 from switchboard_runtime.eventsourcing import append, replay, schedule_at
-from switchboard_runtime.telemetry import get_logger
+from switchboard_runtime.telemetry import get_logger, inject_headers
 
 from .state import ReplyState, fold, reply_subject, reply_tree
 
@@ -85,9 +85,11 @@ class ReplyStore:
     async def remember_sid(self, message_sid: str, reply_id: str, part: int, tenant_id: str
                            ) -> None:
         """The tenant too: the gateway refuses a status callback signed by another tenant
-        (docs/adr/0015)."""
+        (docs/adr/0015). And the send's trace context: the gateway links the message's status
+        callbacks to its trace."""
         await self._messages.put(message_sid, json.dumps(
-            {"reply_id": reply_id, "part": part, "tenant_id": tenant_id}).encode())
+            {"reply_id": reply_id, "part": part, "tenant_id": tenant_id,
+             **inject_headers({})}).encode())
 
     async def sent_ref(self, message_sid: str) -> SentRef | None:
         try:

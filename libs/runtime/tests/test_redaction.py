@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+import uvicorn
 from cryptography.fernet import Fernet
 from switchboard_runtime.telemetry import configure_logging, redact_text
 
@@ -94,3 +95,17 @@ def test_a_library_exception_traceback_is_redacted(capsys) -> None:
     (line,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert "RuntimeError: Unable to fetch page" in line["exception"]
     assert DIGITS not in line["exception"]
+
+
+def test_uvicorn_lines_are_redacted_even_after_uvicorn_configured_its_own_logging(
+        capsys) -> None:
+    # A uvicorn.Config without log_config=None (a simulator served in the same process, say)
+    # gives uvicorn's loggers handlers of their own that do not propagate to the root.
+    uvicorn.Config("unused:app")
+    configure_logging("test", "INFO")
+    logging.getLogger("uvicorn.access").warning("GET /Messages.json?To=%s 200", NUMBER)
+    logging.getLogger("uvicorn.error").error("failed for whatsapp:%s", NUMBER)
+    written = capsys.readouterr().err
+    assert DIGITS not in written, written
+    lines = [json.loads(line) for line in written.splitlines()]
+    assert [line["logger"] for line in lines] == ["uvicorn.access", "uvicorn.error"]

@@ -49,8 +49,11 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0,
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # log_config=None: uvicorn's default config would give its loggers handlers of their own,
+    # process-wide, that bypass the redacting root handler of every service in the process.
     server = uvicorn.Server(uvicorn.Config(
-        app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=1,
+        app, log_config=None, log_level="warning", access_log=False, lifespan="on", ws="none",
+        timeout_graceful_shutdown=1,
     ))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

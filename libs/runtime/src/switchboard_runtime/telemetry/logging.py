@@ -22,6 +22,11 @@ from .redaction import redact
 _REQUEST_LOGGERS = ("twilio", "httpx", "httpcore", "urllib3", "openai", "uvicorn.access",
                     "aiohttp.access", "aiohttp.client")
 
+# Loggers a library may have given a handler of its own and ``propagate = False`` (uvicorn's
+# default log config does, for these three, whenever a uvicorn.Config without
+# ``log_config=None`` is created in the process): their lines would skip the redaction.
+_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", *_REQUEST_LOGGERS)
+
 _CONTEXT_KEYS = frozenset({"correlation_id", "tenant_id", "event_id", "event_type", "trace_id",
                            "span_id", "service", "level", "timestamp", "logger", "consumer"})
 
@@ -70,12 +75,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in _REQUEST_LOGGERS:
-        chatty = logging.getLogger(name)
-        chatty.setLevel(max(logging.WARNING, root.level))
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
         # Through the root handler (so the redaction), never a handler of their own.
-        chatty.handlers.clear()
-        chatty.propagate = True
+        library.handlers.clear()
+        library.propagate = True
+        library.setLevel(max(logging.WARNING, root.level) if name in _REQUEST_LOGGERS
+                         else logging.NOTSET)  # NOTSET: the root's level
     structlog.contextvars.bind_contextvars(service=service)
 
 

@@ -40,6 +40,7 @@ from ..telemetry.metrics import (
     EVENTS_HANDLED,
     EVENTS_REDELIVERED,
     HANDLER_SECONDS,
+    trace_exemplar,
 )
 from .deadletters import REPLAY, dead_letter, replay_durable, replay_subject
 from .streams import ensure_input_stream
@@ -312,7 +313,7 @@ class Consumer:
                 if progress is not None:
                     progress.cancel()
                 seconds, handled_ok = self._series_of(durable, env.type)
-                seconds.observe(time.perf_counter() - started)
+                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
             await msg.ack()
             handled_ok.inc()
 

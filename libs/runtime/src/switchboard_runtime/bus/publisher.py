@@ -16,7 +16,7 @@ from opentelemetry import propagate, trace
 from prometheus_client import Counter
 from switchboard_contracts import Envelope
 
-from ..telemetry.metrics import EVENTS_PUBLISHED, PUBLISH_SECONDS
+from ..telemetry.metrics import EVENTS_PUBLISHED, PUBLISH_SECONDS, trace_exemplar
 
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
@@ -71,7 +71,8 @@ class Publisher:
                 subject, envelope.to_bytes(), timeout=self._timeout,
                 stream=self._stream, headers=headers,
             )
-            self._publish_seconds.observe(time.perf_counter() - started)
+            self._publish_seconds.observe(time.perf_counter() - started,
+                                          exemplar=trace_exemplar(span))
             self._published_counter(envelope.type).inc()
             span.set_attribute("messaging.nats.stream_seq", ack.seq)
             if ack.duplicate:

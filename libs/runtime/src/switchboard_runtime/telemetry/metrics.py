@@ -6,10 +6,11 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 
 
-def trace_exemplar() -> dict[str, str] | None:
-    """The current span's trace id, as a histogram observation's exemplar: a latency on a
-    dashboard links to the trace it measured (served in the OpenMetrics format only)."""
-    context = trace.get_current_span().get_span_context()
+def trace_exemplar(span: trace.Span | None = None) -> dict[str, str] | None:
+    """The trace id of ``span`` (default: the current one), as a histogram observation's
+    exemplar: a latency on a dashboard links to the trace it measured (served in the
+    OpenMetrics format only)."""
+    context = (span or trace.get_current_span()).get_span_context()
     return {"trace_id": format(context.trace_id, "032x")} if context.is_valid else None
 
 

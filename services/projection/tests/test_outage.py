@@ -16,8 +16,12 @@ from projection.schema import apply_migrations
 from projection_helpers import START, settings_for, wait_caught_up
 from projection_scripts import ConversationScript, Published
 from switchboard_devstack.embedded import PostgresServer
+from switchboard_devstack.waiting import eventually
 
 CONVERSATIONS = 30
+BATCH_SIZE = 20
+# Events published while Postgres is down: several batches pile up for after the outage.
+BACKLOG = 6 * BATCH_SIZE
 
 
 @pytest.fixture
@@ -30,11 +34,14 @@ def own_postgres() -> Iterator[PostgresServer]:
         server.cleanup()
 
 
-async def publish_steadily(js: JetStreamContext, events: list[Published]) -> None:
-    """About 300 events a second, as a busy stack would produce them."""
+async def publish_steadily(js: JetStreamContext, events: list[Published],
+                           sent: list[Published]) -> None:
+    """About 300 events a second, as a busy stack would produce them; ``sent`` grows as they
+    are published."""
     for start in range(0, len(events), 15):
         for event in events[start:start + 15]:
             await event.publish(js)
+            sent.append(event)
         await asyncio.sleep(0.05)
 
 
@@ -65,27 +72,30 @@ async def test_postgres_outage_under_load_loses_nothing_and_applies_each_event_o
         talk.text_message(f"Question number {n}", reply="An answer in two parts.", parts=2)
         events += talk.events
 
-    settings = settings_for(nats_url, own_postgres.url, batch_size=20)
+    settings = settings_for(nats_url, own_postgres.url, batch_size=BATCH_SIZE)
     async with build(settings).running() as service:
-        assert service.db is not None
-        publishing = asyncio.create_task(publish_steadily(js, events))
-        while not await service.db.fetchval("SELECT sum(processed) FROM projection_checkpoints"):
-            await asyncio.sleep(0.05)
-        retried = retries()
+        db = service.db
+        assert db is not None
+        sent: list[Published] = []
+        publishing = asyncio.create_task(publish_steadily(js, events, sent))
+        await eventually(lambda: db.fetchval("SELECT sum(processed) FROM projection_checkpoints"),
+                         what="the first events projected")
+        retried, sent_before = retries(), len(sent)
 
         await asyncio.to_thread(own_postgres.stop)
-        await asyncio.sleep(1.5)  # events keep arriving meanwhile
-        assert retries() > retried, "the projection did not notice the outage"
+        # Down until a write has failed and a backlog has built up meanwhile.
+        await eventually(lambda: retries() > retried and len(sent) >= sent_before + BACKLOG,
+                         timeout_s=10, what="the outage noticed under load")
         await asyncio.to_thread(own_postgres.start)
 
         await publishing
         await wait_caught_up(js, timeout_s=60)
-        checkpoints = {r["stream"]: r for r in await service.db.fetch(
+        checkpoints = {r["stream"]: r for r in await db.fetch(
             "SELECT * FROM projection_checkpoints")}
-        timeline = await service.db.fetchval("SELECT count(*) FROM timeline_events")
-        replies = await service.db.fetchval(
+        timeline = await db.fetchval("SELECT count(*) FROM timeline_events")
+        replies = await db.fetchval(
             "SELECT count(*) FROM messages WHERE direction = 'outbound'")
-        await assert_whole_pool_usable(service.db)
+        await assert_whole_pool_usable(db)
 
     for stream in PROJECTED_NAMES:
         stored = (await js.stream_info(stream)).state

@@ -33,7 +33,6 @@ from switchboard_runtime.bus import Publisher
 from switchboard_runtime.telemetry import get_logger
 from switchboard_runtime.telemetry.metrics import trace_exemplar
 from switchboard_tenants import TenantDirectory, TenantRoute
-from twilio.request_validator import RequestValidator
 
 from . import forms
 from .ledgers import SentMessages, StoredMessages
@@ -41,6 +40,7 @@ from .metrics import WEBHOOK_SECONDS, WEBHOOKS
 from .public_url import public_url
 from .ratelimit import RateLimits
 from .settings import GatewaySettings
+from .signature import valid_signature
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("switchboard.gateway")
@@ -236,7 +236,7 @@ class Webhooks:
         signature = request.headers.get("x-twilio-signature", "")
         url = public_url(request, base_url=self._settings.public_base_url,
                          trusted_proxies=self._proxies)
-        if not signature or not RequestValidator(route.auth_token).validate(url, params, signature):
+        if not valid_signature(route.auth_token, url, params, signature):
             raise Refused(403, "invalid signature")
 
     async def _store(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.topology import AGENT, CONVERSATION, event_subject
 from switchboard_runtime import Service
-from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.bus import ConsumerSpec, Handlers
 from switchboard_runtime.telemetry import get_logger
 from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
@@ -40,7 +40,7 @@ def build(settings: AgentSettings | None = None) -> Service:
     handler = ReplyHandler(settings, chat)
     service = Service(settings, owns=(AGENT,), reads=(CONVERSATION,))
     service.app.title = "Switchboard agent"
-    service.consume(REPLIES, {ReplyRequested.TYPE: handler.handle})
+    service.consume(REPLIES, Handlers().on(ReplyRequested, handler.handle))
 
     @service.on_start
     async def wire(svc: Service) -> None:

@@ -20,7 +20,7 @@ from switchboard_contracts.topology import (
     event_subject,
 )
 from switchboard_runtime import Service
-from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.bus import ConsumerSpec, Handlers
 from switchboard_tenants import TokenCipher, attach_directory
 
 from .handlers import ConversationHandlers
@@ -82,13 +82,15 @@ def build(settings: ConversationSettings | None = None) -> Service:
             max_conflicts=settings.conversation_max_conflicts,
         )
         for inbound in (*INBOUND_PARTITIONED, INBOUND_UNPARTITIONED):
-            svc.consume(inbound, {InboundMessageReceived.TYPE: handlers.on_inbound})
-        svc.consume(REPLIES, {ReplyGenerated.TYPE: handlers.on_reply})
-        svc.consume(TRANSCRIPTS, {TranscriptionCompleted.TYPE: handlers.on_transcript,
-                                  TranscriptionFailed.TYPE: handlers.on_transcript})
-        svc.consume(TIMERS, {IdleCheckDue.TYPE: handlers.on_idle_check,
-                             TurnDeadlineDue.TYPE: handlers.on_turn_deadline,
-                             TranscriptDeadlineDue.TYPE: handlers.on_transcript_deadline})
+            svc.consume(inbound, Handlers().on(InboundMessageReceived, handlers.on_inbound))
+        svc.consume(REPLIES, Handlers().on(ReplyGenerated, handlers.on_reply))
+        svc.consume(TRANSCRIPTS, Handlers()
+                    .on(TranscriptionCompleted, handlers.on_transcript)
+                    .on(TranscriptionFailed, handlers.on_transcript))
+        svc.consume(TIMERS, Handlers()
+                    .on(IdleCheckDue, handlers.on_idle_check)
+                    .on(TurnDeadlineDue, handlers.on_turn_deadline)
+                    .on(TranscriptDeadlineDue, handlers.on_transcript_deadline))
 
     return service
 

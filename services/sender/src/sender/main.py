@@ -7,7 +7,7 @@ from switchboard_contracts.events.gateway import DeliveryStatusReported
 from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import AGENT, GATEWAY, SENDER
 from switchboard_runtime import Service
-from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.bus import ConsumerSpec, Handlers
 from switchboard_runtime.limits import attach_limits
 from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
@@ -58,9 +58,9 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
                         messages_api,
                         SenderPacer(settings.rate_limit_per_s, await attach_limits(svc)),
                         ConversationViews(js).view_of, Leases(leases))
-        svc.consume(REPLIES, {ReplyGenerated.TYPE: sender.on_reply_generated})
-        svc.consume(STATUSES, {DeliveryStatusReported.TYPE: sender.on_delivery_status})
-        svc.consume(TIMERS, {PartTimeoutDue.TYPE: sender.on_part_timeout})
+        svc.consume(REPLIES, Handlers().on(ReplyGenerated, sender.on_reply_generated))
+        svc.consume(STATUSES, Handlers().on(DeliveryStatusReported, sender.on_delivery_status))
+        svc.consume(TIMERS, Handlers().on(PartTimeoutDue, sender.on_part_timeout))
 
         @svc.on_stop
         async def close(_: Service) -> None:

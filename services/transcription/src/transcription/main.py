@@ -9,7 +9,7 @@ from switchboard_contracts.events.conversation import TranscriptionRequested
 from switchboard_contracts.topology import CONVERSATION, TRANSCRIPTION
 from switchboard_runtime import Service
 from switchboard_runtime.aggregate import conversation_subject
-from switchboard_runtime.bus import ConsumerSpec
+from switchboard_runtime.bus import ConsumerSpec, Handlers
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TokenCipher, attach_directory
 
@@ -70,7 +70,7 @@ def build(settings: TranscriptionSettings | None = None) -> Service:
     handler = TranscriptionHandler(MediaClient(policy, settings.media_proxy_url), workers)
     service = Service(settings, owns=(TRANSCRIPTION,), reads=(CONVERSATION,))
     service.app.title = "Switchboard transcription"
-    service.consume(requests_spec(workers), {TranscriptionRequested.TYPE: handler.handle})
+    service.consume(requests_spec(workers), Handlers().on(TranscriptionRequested, handler.handle))
 
     @service.on_start
     async def wire(svc: Service) -> None:

@@ -1,5 +1,6 @@
 from .consumer import Consumer, ConsumerSpec, Delivery, Handler, PermanentError, current_delivery
 from .deadletters import dead_letter
+from .handlers import Handlers
 from .publisher import Publisher
 from .streams import ensure_input_stream, ensure_stream, ensure_streams, stream_config
 
@@ -8,6 +9,7 @@ __all__ = [
     "ConsumerSpec",
     "Delivery",
     "Handler",
+    "Handlers",
     "PermanentError",
     "Publisher",
     "current_delivery",

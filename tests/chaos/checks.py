@@ -76,12 +76,12 @@ def lost(facts: Facts) -> tuple[Finding, Finding, Finding]:
                 lost_finding.add("not_appended", sid)
                 continue
             turn = answering_turn(facts, message.conversation_id, message.turn)
-            replies = answers.get((message.conversation_id, turn))
-            if not replies:
+            answered = answers.get((message.conversation_id, turn))
+            if not answered:
                 lost_finding.add("turn_never_answered",
                                  f"{sid} in {message.conversation_id} turn {turn}")
                 continue
-            plan = plans.get(replies[0])
+            plan = plans.get(answered[0])
             if plan is None:
                 lost_finding.add("reply_never_reached_sender",
                                  f"{sid} in {message.conversation_id} turn {turn}")

@@ -75,7 +75,7 @@ class ChaosStack:
         pid = process.pid
         assert pid is not None, f"{process.label} is not running"
         process.kill()
-        return pid
+        return int(pid)
 
     async def _ready(self, process: Process) -> bool:
         if not process.alive():

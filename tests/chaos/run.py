@@ -41,7 +41,7 @@ REBUILD_TIMEOUT_S = 120.0
 @dataclass
 class Options:
     duration_s: float = 180.0
-    users: int = 24
+    users: int = 16
     seed: int = 1
     faults: tuple[str, ...] = KINDS
     services: tuple[str, ...] = cluster_stack.SERVICES  # whose replicas get killed
@@ -178,7 +178,7 @@ def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
-    parser.add_argument("--users", type=int, default=24)
+    parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--faults", default=",".join(KINDS),
                         help=f"comma-separated, of: {', '.join(KINDS)}")

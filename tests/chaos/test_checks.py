@@ -129,9 +129,11 @@ def test_subject_wildcards() -> None:
 
 
 def test_read_models_differing_from_a_rebuild_are_reported_by_table() -> None:
-    before = {"messages": [{"id": 1, "text": "x"}], "parts": [{"id": 1}]}
+    before: dict[str, list[dict[str, object]]] = {"messages": [{"id": 1, "text": "x"}],
+                                                  "parts": [{"id": 1}]}
     assert checks.differing_rows(before, before).count == 0
-    after = {"messages": [{"id": 1, "text": "y"}], "parts": [{"id": 1}]}
+    after: dict[str, list[dict[str, object]]] = {"messages": [{"id": 1, "text": "y"}],
+                                                 "parts": [{"id": 1}]}
     finding = checks.differing_rows(before, after)
     assert (finding.count, dict(finding.reasons)) == (2, {"messages": 2})
 

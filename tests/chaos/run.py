@@ -1,7 +1,7 @@
 """One fault-suite run: start the stack, load it while injecting faults, let it settle, check.
 
-    python -m tests.chaos --duration 180 --users 24 --seed 7          # make chaos
-    python -m tests.chaos --duration 40 --users 8 --once             # one fault of each kind
+    python -m tests.chaos                                  # make chaos: 180 s, 16 users
+    python -m tests.chaos --duration 30 --users 6 --once   # one fault of each kind
 """
 
 from __future__ import annotations

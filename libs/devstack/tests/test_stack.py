@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from switchboard_devstack import stack as stack_module
 from switchboard_devstack.embedded import ExitedEarly, free_port, wait_for_port
 from switchboard_devstack.stack import Stack
+from switchboard_devstack.waiting import eventually_sync
 
 # A service that listens on its HTTP_PORT; on SIGTERM it drains a moment, then writes whether
 # NATS and Postgres still answered at the end of its drain.
@@ -39,13 +38,6 @@ while True:
 """
 
 
-def _eventually(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_a_killed_replica_is_restarted_with_a_new_pid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -59,7 +51,8 @@ def test_a_killed_replica_is_restarted_with_a_new_pid(
         assert first.port != second.port and first.pid != second.pid
         killed, untouched = second.pid, first.pid
         second.kill()
-        _eventually(lambda: second.alive() and second.pid != killed)
+        eventually_sync(lambda: second.alive() and second.pid != killed,
+                        what="the killed replica restarted")
         wait_for_port(second.port)
         assert first.pid == untouched
         assert stack.restarts["dummy"] == 1
@@ -80,7 +73,7 @@ def test_a_process_that_keeps_crashing_is_restarted_ever_more_slowly(
     crashing.start(stack.env, tmp_path / "logs")
     stack.supervise_in_thread()
     try:
-        _eventually(lambda: stack.restarts["crashing"] >= 3)
+        eventually_sync(lambda: stack.restarts["crashing"] >= 3, what="three restarts")
     finally:
         stack.stop()
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("!!")]
@@ -101,7 +94,7 @@ def test_the_back_off_starts_again_after_a_process_stayed_up(
     crashing.start(stack.env, tmp_path / "logs")
     stack.supervise_in_thread()
     try:
-        _eventually(lambda: stack.restarts["crashing"] >= 2)
+        eventually_sync(lambda: stack.restarts["crashing"] >= 2, what="two restarts")
     finally:
         stack.stop()
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("!!")]

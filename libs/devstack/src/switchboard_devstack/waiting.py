@@ -42,6 +42,12 @@ async def eventually(check: Callable[[], Any], timeout_s: float = 20.0,
         await asyncio.sleep(interval_s)
 
 
+def eventually_sync(check: Callable[[], T], timeout_s: float = 20.0, interval_s: float = 0.05,
+                    what: str = "condition") -> T:
+    """``eventually`` for a test without an event loop (a plain ``check`` only)."""
+    return asyncio.run(eventually(check, timeout_s, interval_s, what))
+
+
 # Per stream: its last sequence, and per durable consumer what it has not finished.
 Snapshot = tuple[tuple[str, int, tuple[tuple[str, int, int], ...]], ...]
 

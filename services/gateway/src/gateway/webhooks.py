@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from nats.aio.client import Client as NATS
 from opentelemetry import trace
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -95,6 +96,15 @@ class Webhooks:
     def _endpoint(
         self, name: str, handle: Callable[[Request], Awaitable[str]]
     ) -> Callable[[Request], Awaitable[Response]]:
+        seconds = WEBHOOK_SECONDS.labels(name)  # the series looked up once, not per request
+        outcomes: dict[str, Counter] = {}
+
+        def count(outcome: str) -> None:
+            counter = outcomes.get(outcome)
+            if counter is None:
+                counter = outcomes[outcome] = WEBHOOKS.labels(name, outcome)
+            counter.inc()
+
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             # The root of the message's trace (Twilio sends no trace context). A hand-made
@@ -106,14 +116,13 @@ class Webhooks:
                 try:
                     outcome = await handle(request)
                 except Refused as refused:
-                    WEBHOOKS.labels(name, f"rejected_{refused.status}").inc()
+                    count(f"rejected_{refused.status}")
                     span.set_attribute("http.response.status_code", refused.status)
                     return Response(refused.reason + "\n", status_code=refused.status,
                                     media_type="text/plain")
                 finally:
-                    WEBHOOK_SECONDS.labels(name).observe(time.perf_counter() - started,
-                                                         exemplar=trace_exemplar())
-                WEBHOOKS.labels(name, outcome).inc()
+                    seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+                count(outcome)
                 span.set_attribute("http.response.status_code", 200)
                 return Response(TWIML, media_type="text/xml")
 

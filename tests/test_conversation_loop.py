@@ -3,10 +3,15 @@ the Twilio Messages API (simulated), on real NATS with the real twilio and opena
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
 from e2e_helpers import ACCOUNT, NUMBER, USER, drained, eventually, stream_events
 from llm_sim import MARKER
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sender.main import build as build_sender
+from sender.twilio_api import Credentials, MessagesApi, TwilioMessages
 from switchboard_runtime.telemetry import configure_tracing
 
 
@@ -120,16 +125,61 @@ async def test_an_invalid_number_fails_without_retrying(stack, sim, llm, js) -> 
     assert len(attempts) == 1
 
 
-async def test_a_restarted_sender_does_not_send_again(stack, sim, llm, js) -> None:
-    await sim.inbound(USER, NUMBER, body="Hello")
-    await eventually(lambda: sent_messages(sim))
-    assert stack.sender is not None
-    await stack.sender.stop()
-    from sender.main import build as build_sender
+class DiesOnceTwilioTookIt:
+    """The Messages API, except that the first send's handler dies the moment Twilio answered
+    201: before the sender records the MessageSid or acks its ``ReplyGenerated``, the window a
+    killed sender leaves behind (docs/adr/0008)."""
 
-    async with build_sender(stack.sender_settings()).running():
-        await drained(js)
-    assert len(await sent_messages(sim)) == 1
+    def __init__(self, api: MessagesApi) -> None:
+        self._api = api
+        self.died = asyncio.Event()
+
+    async def create(self, credentials: Credentials, *, to: str, from_: str, body: str,
+                     status_callback: str | None) -> str:
+        sid = await self._api.create(credentials, to=to, from_=from_, body=body,
+                                     status_callback=status_callback)
+        if not self.died.is_set():
+            self.died.set()
+            # Ends the handler's task like a kill would: no record, no ack, no nak (the
+            # consumer only catches Exception).
+            raise asyncio.CancelledError
+        return sid
+
+    async def find(self, credentials: Credentials, *, to: str, from_: str, body: str,
+                   since: datetime, exclude: set[str]) -> str | None:
+        return await self._api.find(credentials, to=to, from_=from_, body=body, since=since,
+                                    exclude=exclude)
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+
+async def test_a_sender_killed_after_twilio_took_a_part_does_not_send_it_again(
+        stack, sim, llm, js, monkeypatch) -> None:
+    # A dead handler's event comes back after ack_wait (60 s in production): shorter here.
+    monkeypatch.setenv("SB_CONSUMER_SENDER_REPLIES_ACK_WAIT_S", "2")
+    words = [f"word{i:04d}" for i in range(200)]  # ~1800 characters: two parts
+    llm.reply(" ".join(words))
+    assert stack.sender is not None
+    await stack.sender.stop()  # replaced by one that dies in the middle of part 1
+    settings = stack.sender_settings()
+    api = DiesOnceTwilioTookIt(TwilioMessages(settings.twilio_api_base_url,
+                                              settings.twilio_timeout_s))
+    async with build_sender(settings, api=api).running():
+        await sim.inbound(USER, NUMBER, body="Tell me everything.")
+        await api.died.wait()
+    assert len(await sent_messages(sim)) == 1  # Twilio has part 1; the sender recorded nothing
+
+    async with build_sender(stack.sender_settings()).running():  # the restart
+        await eventually(lambda: _at_least(sim, 2), timeout_s=30)
+        await drained(js)  # the redelivered ReplyGenerated included
+
+    calls = await sent_messages(sim)
+    assert len(calls) == 2  # one Messages API call per part: part 1 was found, not resent
+    assert " ".join(c["form"]["Body"] for c in calls).split() == words
+    sent = [e for e in await stream_events(js, "SENDER") if e.type == "OutboundMessageSent"]
+    assert sorted(e.data["part"] for e in sent) == [1, 2]
+    assert {e.data["message_sid"] for e in sent} == {c["message_sid"] for c in calls}
 
 
 async def test_one_trace_and_one_correlation_id_from_webhook_to_delivery(stack, sim, llm,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from switchboard_contracts.topology import GATEWAY
 from switchboard_runtime import Service
+from switchboard_runtime.bus import Publisher
 from switchboard_runtime.limits import attach_limits
 from switchboard_tenants import TokenCipher, attach_directory
 
@@ -25,7 +26,9 @@ def build(settings: GatewaySettings | None = None) -> Service:
         limits = RateLimits(await attach_limits(svc), settings.ip_rate_limit,
                             settings.sender_rate_limit)
         stored = await StoredMessages.open(svc.nc, settings.stored_sids_ttl_s)
-        webhooks = Webhooks(settings, svc.nc, directory, svc.publisher(GATEWAY), limits, stored,
+        # PUBLISH_TIMEOUT_S bounds the wait for the PubAck, then Twilio gets a 503 (ADR 0004).
+        publisher = Publisher(svc.js, GATEWAY.name, settings.publish_timeout_s)
+        webhooks = Webhooks(settings, svc.nc, directory, publisher, limits, stored,
                             SentMessages(svc.js))
         svc.app.router.routes.extend(webhooks.routes())
 

@@ -77,6 +77,8 @@ async def test_a_reply_becomes_the_assistant_message(js, conversation):
     assert len(of_type(events, "AssistantMessageAppended")) == 1
     st = await state(js)
     assert not st.reply_in_flight and st.answered_turns == {1}
+    view = await public_view(js, version=st.version)  # the sender may send it now
+    assert view.answered_turn == 1 and view.reply_accepted(1)
     # The next message is the next turn, with the whole history as context.
     await send_inbound(js, text="Are you open on Sunday?")
     events = await wait_for(js, count("ReplyRequested", 2))
@@ -108,8 +110,8 @@ async def test_a_burst_while_the_reply_is_generated_is_answered_in_one_turn(js, 
     assert second.correlation_id == m2.correlation_id != m1.correlation_id
     assert not of_type(events, "AssistantMessageAppended")
     view = await public_view(js, version=(await state(js)).version)
-    assert view.turn == 2 and not view.turn_superseded
-    assert view.reply_is_stale(1) and not view.reply_is_stale(2)
+    assert view.turn == 2 and not view.turn_superseded and view.answered_turn == 0
+    assert view.reply_is_stale(1) and view.reply_pending(2)
 
     await send_reply(js, first, "Hello!")  # a redelivered stale reply changes nothing
     await send_reply(js, second, "Tomorrow 9:00 works.")

@@ -55,7 +55,8 @@ async def seed_conversation(
 ) -> Turn:
     """A conversation whose view says: the user's last message came at
     ``last_user_message_at`` (default now) and the latest reply requested is for
-    ``requested_turn`` (default ``turn``); replies made with ``reply`` are for ``turn``."""
+    ``requested_turn`` (default ``turn``), and accepted (see ``set_view``); replies made with
+    ``reply`` are for ``turn``."""
     found = Turn("c" + uuid.uuid4().hex[:16], sid(), turn)
     await set_view(js, found.conversation_id, turn=requested_turn or turn,
                    last_user_message_at=last_user_message_at, **fields)
@@ -64,11 +65,13 @@ async def seed_conversation(
 
 async def set_view(js: JetStreamContext, conversation_id: str, *, turn: int,
                    last_user_message_at: datetime | None = None, **fields: Any) -> None:
-    """Write the conversation's public view, as the conversation service does."""
+    """Write the conversation's public view, as the conversation service does. Unless
+    ``answered_turn`` is given, ``turn``'s reply is accepted (not when ``turn_superseded``)."""
     at = last_user_message_at or datetime.now(UTC)
+    fields.setdefault("answered_turn", 0 if fields.get("turn_superseded") else turn)
     await put_view(js, ConversationView(
-        conversation_id=conversation_id, tenant_id=TENANT, version=turn, turn=turn, open=True,
-        window_ends_at=at + WHATSAPP_WINDOW, **fields))
+        conversation_id=conversation_id, tenant_id=TENANT, version=turn, turn=turn,
+        open=True, window_ends_at=at + WHATSAPP_WINDOW, **fields))
 
 
 def next_turn(turn: Turn) -> Turn:

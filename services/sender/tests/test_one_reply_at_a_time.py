@@ -1,9 +1,9 @@
-"""Issue 10: a superseded reply sends no further part, and a conversation has one reply going
-out at a time, with one sender or two, and after a sender died holding a conversation."""
+"""Issue 10: a conversation has one reply going out at a time, with one sender or two, and
+after a sender died holding a conversation; a reply goes out only once the conversation
+accepted it, and then whole."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -11,14 +11,18 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import REGISTRY
 from sender.leases import LEASES_BUCKET, Holder, Leases
+from sender.main import REPLIES
 from sender.splitting import split_message
 from sender_helpers import (
     Turn,
     attempts,
+    eventually,
     next_turn,
+    of_type,
     publish_reply,
     reply,
     seed_conversation,
+    sender_events,
     set_view,
     wait_for,
 )
@@ -47,36 +51,56 @@ def bodies_of(calls: list[dict[str, object]], *replies: str) -> list[str]:
             if c["form"]["Body"] in texts]  # type: ignore[index]
 
 
-async def test_a_newer_turns_reply_waits_until_the_reply_going_out_is_done(
+async def holding(js, turn: Turn, envelope) -> None:
+    """Until ``envelope``'s reply holds its conversation's lease: its handler runs and is about
+    to read the view (a reply claims the lease before it reads the view)."""
+    leases = Leases(await js.key_value(LEASES_BUCKET))
+
+    async def check() -> bool:
+        holder = (await leases.read(turn.conversation_id)).holder
+        return holder is not None and holder.reply_id == str(envelope.event_id)
+
+    await eventually(check)
+
+
+async def test_an_accepted_reply_is_sent_whole_when_a_new_turn_begins_between_its_parts(
     js, sim, start_sender
 ) -> None:
     assert len(split_message(TWO_PARTS)) == 2
     turn1 = await seed_conversation(js)
-    first, second = reply(turn1, TWO_PARTS), reply(next_turn(turn1), "Turn two's answer.")
+    turn2 = next_turn(turn1)
+    first, second = reply(turn1, TWO_PARTS), reply(turn2, "Turn two's answer.")
     async with start_sender(**SETTINGS):
         await publish_reply(js, first)
         await wait_for(js, str(first.event_id), "OutboundMessageSent")
-        # Turn 2's reply arrives while part 2 of turn 1 waits for part 1's callback (the view
-        # has not caught up: both replies are current).
+        # While part 2 waits for part 1's callback, the user writes again: turn 2 begins,
+        # then the conversation accepts turn 2's reply too.
+        await set_view(js, turn1.conversation_id, turn=2, answered_turn=1)
         await publish_reply(js, second)
+        await set_view(js, turn1.conversation_id, turn=2, answered_turn=2)
         await wait_for(js, str(second.event_id), "OutboundMessageSent", timeout_s=20)
+        assert not of_type(await sender_events(js, str(first.event_id)),
+                           "OutboundMessageFailed")
     assert bodies_of(await attempts(sim), TWO_PARTS, "Turn two's answer.") == [
         *split_message(TWO_PARTS), "Turn two's answer."]
 
 
-async def test_a_reply_superseded_after_its_first_part_sends_no_more(
-    js, sim, start_sender
+@pytest.mark.parametrize("view_settle_s", [1.0, 0.0])  # re-read in the handler; on a timer
+async def test_a_reply_the_conversation_supersedes_before_deciding_it_sends_nothing(
+    js, sim, start_sender, view_settle_s
 ) -> None:
-    turn1 = await seed_conversation(js)
-    first = reply(turn1, TWO_PARTS)
-    async with start_sender(**SETTINGS):
+    # The agent's reply for turn 1 reaches the sender before the conversation has decided on
+    # it (the two consume it in parallel): the view says turn 1, undecided.
+    turn1 = await seed_conversation(js, answered_turn=0)
+    first = reply(turn1, "Hello!")
+    async with start_sender(view_settle_s=view_settle_s):
         await publish_reply(js, first)
-        await wait_for(js, str(first.event_id), "OutboundMessageSent")
-        # Messages came meanwhile: the conversation superseded turn 1 (turn 2 answers them).
-        await set_view(js, turn1.conversation_id, turn=1, turn_superseded=True)
+        await holding(js, turn1, first)
+        # Messages came meanwhile: the conversation supersedes turn 1 and asks for turn 2.
+        await set_view(js, turn1.conversation_id, turn=2, answered_turn=0)
         [failed] = await wait_for(js, str(first.event_id), "OutboundMessageFailed")
-    assert (failed.data["part"], failed.data["reason"]) == (2, "stale")
-    assert [c["form"]["Body"] for c in await attempts(sim)] == split_message(TWO_PARTS)[:1]
+    assert (failed.data["part"], failed.data["reason"]) == (1, "stale")
+    assert await attempts(sim) == []
 
 
 async def test_two_senders_send_one_reply_per_conversation_at_a_time(
@@ -92,6 +116,8 @@ async def test_two_senders_send_one_reply_per_conversation_at_a_time(
             await publish_reply(js, envelope)
         for envelope in firsts:
             await wait_for(js, str(envelope.event_id), "OutboundMessageSent")
+        for t in conversations:  # the user wrote again and turn 2's reply was accepted
+            await set_view(js, t.conversation_id, turn=2)
         for envelope in seconds:
             await publish_reply(js, envelope)
         for envelope in seconds:
@@ -129,9 +155,14 @@ async def test_a_conversation_held_by_a_dead_sender_is_taken_over_when_its_lease
 async def test_a_reply_waits_for_the_conversations_view(js, sim, start_sender) -> None:
     turn = Turn("c" + uuid.uuid4().hex[:16], "SMnoview", 1)  # no view written yet
     envelope = reply(turn, "Once the view is there.")
-    async with start_sender():
+    redeliveries = {"consumer": REPLIES.durable}
+    before = REGISTRY.get_sample_value("switchboard_events_redelivered_total", redeliveries)
+    async with start_sender(view_settle_s=10.0):
         await publish_reply(js, envelope)
-        await asyncio.sleep(0)  # (the first delivery finds no view and is retried later)
+        await holding(js, turn, envelope)
         await set_view(js, turn.conversation_id, turn=1)
         await wait_for(js, str(envelope.event_id), "OutboundMessageSent", timeout_s=20)
     assert len(await attempts(sim)) == 1
+    # Found by the handler's own re-reads, not by a redelivery seconds later.
+    assert REGISTRY.get_sample_value("switchboard_events_redelivered_total",
+                                     redeliveries) == before

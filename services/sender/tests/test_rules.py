@@ -102,24 +102,32 @@ def test_twilio_errors_are_classified(status, code, kind) -> None:
 
 def _view(turn: int, last_message: datetime = NOW - timedelta(minutes=1), **fields: object
           ) -> ConversationView:
-    values = {"window_ends_at": last_message + timedelta(hours=24), **fields}
+    """Turn ``turn`` requested and, unless said otherwise, its reply accepted."""
+    values = {"window_ends_at": last_message + timedelta(hours=24), "answered_turn": turn,
+              **fields}
     return ConversationView(conversation_id="c", tenant_id="t", version=9, turn=turn,
                             **values)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("view", "turn", "refused"), [
-    (_view(1), 1, None),
-    (_view(1), 2, None),  # the view lags behind the reply: not stale
-    (_view(2), 1, ("stale", None)),  # a newer turn: no part of turn 1 goes any more
-    (_view(1, turn_superseded=True), 1, ("stale", None)),
-    (_view(1, opted_out=True), 1, ("opted_out", None)),
-    (_view(1, mode=Mode.HUMAN), 1, ("human_mode", None)),
-    (_view(1, NOW - timedelta(hours=25)), 1, ("outside_24h_window", "63016")),
-    (_view(1, window_ends_at=None), 1, ("outside_24h_window", "63016")),
-    (_view(2, opted_out=True), 1, ("stale", None)),
+# (view, the reply's turn, whether its first part went out already, the refusal)
+@pytest.mark.parametrize(("view", "turn", "started", "refused"), [
+    (_view(1), 1, False, None),
+    (_view(2), 1, False, ("stale", None)),  # a newer turn's reply accepted: turn 1 is done
+    (_view(1, turn_superseded=True, answered_turn=0), 1, False, ("stale", None)),
+    (_view(2, answered_turn=0), 1, False, ("stale", None)),  # superseded, turn 2 requested
+    # Turn 1 accepted and going out when turn 2 begins, is answered even: its parts go on.
+    (_view(2, answered_turn=1), 1, False, None),
+    (_view(2, answered_turn=1), 1, True, None),
+    (_view(3), 1, True, None),
+    (_view(1, opted_out=True), 1, False, ("opted_out", None)),
+    (_view(1, mode=Mode.HUMAN), 1, True, ("human_mode", None)),
+    (_view(1, NOW - timedelta(hours=25)), 1, False, ("outside_24h_window", "63016")),
+    (_view(1, window_ends_at=None), 1, True, ("outside_24h_window", "63016")),
+    (_view(2, opted_out=True), 1, False, ("stale", None)),
+    (_view(2, opted_out=True), 1, True, ("opted_out", None)),
 ])
-def test_refusals(view, turn, refused) -> None:
-    found = refusal(view, turn, NOW)
+def test_refusals(view, turn, started, refused) -> None:
+    found = refusal(view, turn, NOW, started=started)
     assert (found and (found.reason, found.error_code)) == refused
 
 

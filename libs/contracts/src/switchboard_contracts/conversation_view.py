@@ -7,6 +7,12 @@ conversation's own event stream stays private to its service.
 
 ``version`` is the stream sequence of the last conversation event the view reflects: a writer
 never replaces a view with an older one, and a reader can tell how fresh it is.
+
+A turn's reply is decided once, by the conversation (ADR 0006): accepted
+(``AssistantMessageAppended``) or dropped (``ReplySuperseded``, newer messages came meanwhile).
+The agent and the sender consume the reply in parallel with that decision, so for a given turn
+the view says one of three things: ``reply_accepted``, ``reply_is_stale`` or, not decided yet,
+``reply_pending``. An acceptance is final: the conversation never drops an accepted reply.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class ConversationView(BaseModel):
     # newer messages (the next turn answers them) or ended (answered, fallback or deadline).
     turn: int = 0
     turn_superseded: bool = False
+    # The latest turn whose reply the conversation accepted (0: none yet). Views written
+    # before this field existed read 0: their replies stay pending until the next write.
+    answered_turn: int = 0
     open: bool = False
     # WhatsApp's customer-service window: 24 h from the user's last message.
     window_ends_at: datetime | None = None
@@ -46,9 +55,21 @@ class ConversationView(BaseModel):
     def window_open(self, now: datetime) -> bool:
         return self.window_ends_at is not None and now < self.window_ends_at
 
+    def reply_accepted(self, turn: int) -> bool:
+        """The conversation accepted this turn's reply, and no later turn's reply yet."""
+        return turn > 0 and turn == self.answered_turn
+
     def reply_is_stale(self, turn: int) -> bool:
-        """A newer turn exists, or this one was superseded by messages that came meanwhile."""
-        return turn < self.turn or (turn == self.turn and self.turn_superseded)
+        """This turn's reply must not go out: it was superseded by messages that came
+        meanwhile, or a later turn's reply was accepted, or a later turn was requested and
+        this one was not accepted (so it was superseded or ended by its deadline)."""
+        if turn == self.turn and self.turn_superseded:
+            return True
+        return turn < self.answered_turn or (turn < self.turn and turn != self.answered_turn)
+
+    def reply_pending(self, turn: int) -> bool:
+        """The conversation has not decided on this turn's reply yet (or the view lags)."""
+        return not self.reply_accepted(turn) and not self.reply_is_stale(turn)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

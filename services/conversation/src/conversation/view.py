@@ -30,6 +30,7 @@ def view_of(state: ConversationState) -> ConversationView | None:
     return ConversationView(
         conversation_id=state.conversation_id, tenant_id=state.tenant_id, version=state.version,
         turn=state.turn, turn_superseded=state.turn in state.superseded_turns,
+        answered_turn=max(state.answered_turns, default=0),
         open=state.open, window_ends_at=state.window_ends_at(),
         mode=Mode.HUMAN if state.human_mode else Mode.BOT,
     )

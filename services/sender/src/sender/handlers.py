@@ -8,12 +8,16 @@ the attempt is recorded before the call and the outcome after it, so a redeliver
 never makes a second call for a part (docs/adr/0008).
 
 Before each part, the conversation's public view (``refusal``) must allow it, and the reply
-must hold its conversation's lease (``leases.py``): one reply goes out at a time, a reply for
-a newer turn waits for the one going out, and a superseded reply sends no further part.
+must hold its conversation's lease (``leases.py``): one reply goes out at a time, and a reply
+for a newer turn waits for the one going out. A reply's first part waits for the
+conversation's decision on its turn (``_settled_view``): the conversation consumes the same
+``ReplyGenerated`` in parallel and may supersede it; a superseded reply sends nothing, an
+accepted one is sent whole (an acceptance is final).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -54,6 +58,7 @@ log = get_logger(__name__)
 
 STATUS_PATH = "/twilio/whatsapp/status"
 MAX_CONFLICTS = 8
+FIRST_VIEW_REREAD_S = 0.005  # then doubled, within VIEW_SETTLE_S
 
 
 class TransientFailure(Exception):
@@ -219,10 +224,17 @@ class Sender:
             await self._fail(state, cause, number, "stale", None)
             return
         revision = claim
-        view = await self._view_of(conversation_id)
+        first_part = number == 1
+        view = await self._settled_view(conversation_id, state.turn, first_part)
         if view is None:
             raise ViewNotWritten("no view of the conversation yet")
-        refused = refusal(view, state.turn, self._clock())
+        if first_part and view.reply_pending(state.turn):
+            metrics.ACCEPTANCE_WAITS.inc()
+            log.info("the conversation has not decided on the reply's turn yet; waiting",
+                     turn=state.turn, view_turn=view.turn)
+            await self._store.schedule_timeout(state, cause, 0, self._clock() + self._wait_poll)
+            return
+        refused = refusal(view, state.turn, self._clock(), started=not first_part)
         if refused is not None:
             await self._fail(state, cause, number, refused.reason, refused.error_code)
             return
@@ -329,6 +341,23 @@ class Sender:
         state.part(number).failed = reason
         metrics.FAILED.labels(reason, error_code or "").inc()
         log.warning("reply part not sent", reason=reason, error_code=error_code, part=number)
+
+    async def _settled_view(self, conversation_id: str, turn: int, first_part: bool
+                            ) -> ConversationView | None:
+        """The conversation's view, re-read for up to ``view_settle_s`` while it is missing or,
+        before a reply's first part, undecided on ``turn``: the conversation usually writes
+        within milliseconds, far sooner than a redelivery or a timer would look again."""
+        started = time.monotonic()
+        deadline, delay = started + self._settings.view_settle_s, FIRST_VIEW_REREAD_S
+        while True:
+            view = await self._view_of(conversation_id)
+            settled = view is not None and not (first_part and view.reply_pending(turn))
+            left = deadline - time.monotonic()
+            if settled or left <= 0:
+                metrics.VIEW_SETTLE_SECONDS.observe(time.monotonic() - started)
+                return view
+            await asyncio.sleep(min(delay, left))
+            delay *= 2
 
     # -- one reply going out per conversation (leases.py) --------------------------------------
     async def _claim(self, state: ReplyState, conversation_id: str

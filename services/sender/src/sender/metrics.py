@@ -33,6 +33,12 @@ RATE_WAIT_SECONDS = Histogram("switchboard_sender_rate_limit_wait_seconds",
 REPLY_WAITS = Counter("switchboard_sender_reply_waits_total",
                       "Times a reply waited because an earlier reply of its conversation was "
                       "still going out")
+ACCEPTANCE_WAITS = Counter("switchboard_sender_acceptance_waits_total",
+                           "Times a reply's first part waited on a durable timer because the "
+                           "conversation had not decided on its turn within VIEW_SETTLE_S")
+VIEW_SETTLE_SECONDS = Histogram("switchboard_sender_view_settle_seconds",
+                                "Time re-reading a missing or undecided view in the handler",
+                                buckets=(0.0, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
 LEASE_TAKEOVERS = Counter("switchboard_sender_lease_takeovers_total",
                           "Conversations taken over from an earlier reply: gone_out (it was "
                           "done) or expired (its sender stopped renewing: alert on a rise)",

@@ -61,15 +61,19 @@ class Refusal:
     error_code: str | None = None
 
 
-def refusal(view: ConversationView, turn: int, now: datetime) -> Refusal | None:
+def refusal(view: ConversationView, turn: int, now: datetime, *, started: bool = False
+            ) -> Refusal | None:
     """Why a part of the agent's reply for ``turn`` must not be sent now, or None.
 
-    Asked before every part, from the conversation's public view: a reply superseded by a
-    newer turn sends no further part; an opted-out user and a conversation in human mode get
-    nothing from the agent; every part needs the 24-hour window (templates, which may go
-    outside it, come later).
+    Asked before every part, from the conversation's public view. A reply's first part needs
+    the conversation's acceptance of its turn (the handler waits while the view says the turn
+    is pending, so a reply not accepted here is stale). Once ``started`` (its first part went
+    out, so it was accepted, for good) its later parts go on, also when a newer turn has
+    begun: that turn's reply waits for them (the lease). An opted-out user and a conversation
+    in human mode get nothing from the agent; every part needs the 24-hour window (templates,
+    which may go outside it, come later).
     """
-    if view.reply_is_stale(turn):
+    if not started and not view.reply_accepted(turn):
         return Refusal("stale")
     if view.opted_out:
         return Refusal("opted_out")

@@ -47,6 +47,11 @@ class SenderSettings(TenantServiceSettings):
     # coming back).
     reply_wait_poll_s: float = Field(default=1.0, gt=0)
     reply_lease_s: float = Field(default=120.0, gt=0)
+    # A reply's first part needs the conversation's acceptance of its turn in the view (the
+    # conversation decides within milliseconds of the agent's reply, in parallel with us): while
+    # the view is missing or undecided the handler re-reads it for up to this long (5, 10,
+    # 20 ... ms apart), then waits durably (a retry, or a timer every reply_wait_poll_s).
+    view_settle_s: float = Field(default=1.0, ge=0)
     # The MessageSid -> reply map (KV bucket `sender-messages`); the replicas apply to both.
     messages_kv_ttl_days: float = 30.0
     messages_kv_replicas: int | None = None  # unset: SB_KV_REPLICAS

@@ -163,8 +163,9 @@ HEADER = """\
 # its own streams, consumers, dead letters and KV buckets, and receive only on its own reply
 # inbox (the runtime connects with inbox prefix _INBOX_<service>). Passwords come from the
 # server's environment (SB_NATS_<SERVICE>_PASSWORD); the services read theirs from
-# NATS_USER / NATS_PASSWORD. "operator" is for people and tools (tenants CLI, dead-letter
-# replays, rebuilds, nats-box): everything.
+# NATS_USER / NATS_PASSWORD. The server parses such a value as config: make each password a
+# letter followed by letters and digits (e.g. "p" + `openssl rand -hex 24`). "operator" is
+# for people and tools (tenants CLI, dead-letter replays, rebuilds, nats-box): everything.
 #
 # Include it from the server's config:  include "permissions.conf"
 """

@@ -4,11 +4,13 @@ events and the JetStream API subjects it uses, and reads only what it consumes."
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import agent.main
 import httpx
@@ -37,6 +39,7 @@ from switchboard_runtime.bus.deadletters import REPLAY
 from switchboard_tenants import generate_key
 
 GENERATOR = PERMISSIONS_FILE.parent / "generate_permissions.py"
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -227,3 +230,15 @@ async def test_the_gateway_runs_under_its_own_user(secured: NatsServer, monkeypa
             assert time.monotonic() < deadline, "the rate-limit counters were never synced"
             await asyncio.sleep(0.05)
     assert violations(secured) == []
+
+
+async def test_an_operators_cli_connects_as_the_user_of_its_environment(connect, secured) -> None:  # type: ignore[no-untyped-def]
+    """The operator's tools read NATS_USER / NATS_PASSWORD as the services do."""
+    assert secured.auth is not None
+    sender = await connect("sender")
+    await ensure_streams(sender.js, (DEADLETTER,))
+    env = {**os.environ, "NATS_URL": secured.url, **secured.auth.client_env("operator")}
+    listed = await asyncio.to_thread(subprocess.run, [BIN / "switchboard-deadletters", "list"],
+                                     env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "0 dead letter(s)" in listed.stdout

@@ -7,7 +7,7 @@ flag is on, and the error names the environment variable to fix.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +23,25 @@ class ConfigError(RuntimeError):
     """The configuration cannot be used; the message names the setting."""
 
 
-class ServiceSettings(BaseSettings):
+class NatsUser(BaseSettings):
+    """This process's NATS user (deploy/nats/permissions.conf): ``NATS_USER`` and
+    ``NATS_PASSWORD``, or a credentials file ``NATS_CREDS``; none of them: anonymous. The
+    services and the operators' CLIs alike."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_creds: str | None = None
+
+    def nats_connect_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``nats.connect`` for this user."""
+        password = self.nats_password.get_secret_value() if self.nats_password else None
+        return {"user": self.nats_user, "password": password,
+                "user_credentials": self.nats_creds}
+
+
+class ServiceSettings(NatsUser):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     # Settings a production deployment must set explicitly (defaults are for local runs only).
@@ -40,10 +58,6 @@ class ServiceSettings(BaseSettings):
     service_name: str = "switchboard"
     switchboard_env: Environment = Environment.DEVELOPMENT
     nats_url: str = "nats://127.0.0.1:4222"
-    # The service's own NATS user (deploy/nats/permissions.conf), or a credentials file.
-    nats_user: str | None = None
-    nats_password: SecretStr | None = None
-    nats_creds: str | None = None
     database_url: str | None = None
     http_host: str = "0.0.0.0"
     http_port: int = 8080

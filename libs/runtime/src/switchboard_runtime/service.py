@@ -113,10 +113,7 @@ class Service:
         self._nc = await nats.connect(
             self.settings.nats_url.split(","),  # a cluster: every node's URL, comma-separated
             name=self.name,
-            user=self.settings.nats_user,
-            password=(self.settings.nats_password.get_secret_value()
-                      if self.settings.nats_password else None),
-            user_credentials=self.settings.nats_creds,
+            **self.settings.nats_connect_options(),  # its own user (NATS_USER, NATS_PASSWORD)
             # Replies come to an inbox only this service may subscribe to (its NATS user's
             # permissions), so no other service can read its KV gets or API answers.
             inbox_prefix=f"_INBOX_{self.name}",

@@ -20,7 +20,7 @@ from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from switchboard_runtime.config import ConfigError
+from switchboard_runtime.config import ConfigError, NatsUser
 from switchboard_runtime.telemetry import configure_logging
 
 from .crypto import TokenCipher, generate_key
@@ -99,7 +99,8 @@ def _with_repo(
     async def main() -> T:
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         try:
-            nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+            nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3,
+                                    **NatsUser().nats_connect_options())
             try:
                 publisher = DirectoryPublisher(await open_bucket(nc.jetstream()))
                 return await work(TenantRepository(pool, cipher, publisher))

@@ -19,6 +19,7 @@ from nats.js.errors import NotFoundError
 from rich.console import Console
 from rich.table import Table
 from switchboard_runtime.bus import ensure_input_stream
+from switchboard_runtime.config import NatsUser
 from switchboard_runtime.telemetry import configure_logging
 
 from .consumer import PROJECTED, durable_for
@@ -103,7 +104,7 @@ def status(database_url: DatabaseUrl, nats_url: NatsUrl = DEFAULT_NATS) -> None:
 async def _connected(database_url: str, nats_url: str
                      ) -> AsyncIterator[tuple[asyncpg.Pool, NATS]]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, **NatsUser().nats_connect_options())
     try:
         yield pool, nc
     finally:

@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from rich.console import Console
 from rich.table import Table
 
+from ..config import NatsUser
 from ..telemetry import redact
 from .store import NotReplayable, get_dead_letter, list_dead_letters, replay
 
@@ -25,7 +26,7 @@ NatsUrl = Annotated[str, typer.Option(envvar="NATS_URL", help="NATS server URL")
 
 def _with_js(nats_url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
     async def main() -> T:
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, **NatsUser().nats_connect_options())
         try:
             return await work(nc.jetstream())
         finally:

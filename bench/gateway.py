@@ -5,6 +5,10 @@ machine, driven by the same load generator. Every gateway request is a distinct,
 signed Twilio webhook for a real tenant, so each one is parsed, checked, signature-verified,
 stored in JetStream (PubAck awaited) and traced (exported over OTLP to a local sink). The bare
 endpoint parses the same form with request.form() and returns the same TwiML.
+
+Besides the rates, each closed-loop round reads both server processes' CPU time (user +
+system, from /proc) per request: on a shared machine the rates swing with the load, the CPU
+per request much less.
 """
 
 from __future__ import annotations
@@ -68,6 +72,22 @@ def _start(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[
     return proc
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measured(proc: subprocess.Popen[bytes], port: int, count: int,
+                    cpu_us: list[float]) -> Run:
+    """A closed-loop round; appends the server's CPU microseconds per request to cpu_us."""
+    requests = _requests(port, count)
+    before = _cpu_s(proc.pid)
+    run = await closed_loop(port, requests, CONNECTIONS)
+    cpu_us.append((_cpu_s(proc.pid) - before) / count * 1e6)
+    return run
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(30)
@@ -92,16 +112,17 @@ async def main() -> Result:
                    "--log-level", "warning"], dict(os.environ), bare_port)
     ours_runs: list[Run] = []
     bare_runs: list[Run] = []
+    ours_cpu: list[float] = []
+    bare_cpu: list[float] = []
     try:
         await closed_loop(gw_port, _requests(gw_port, 300), 8)  # warm-up
         await closed_loop(bare_port, _requests(bare_port, 300), 8)
         for r in range(ROUNDS):
-            bare_runs.append(await closed_loop(bare_port, _requests(bare_port, REQUESTS),
-                                               CONNECTIONS))
-            ours_runs.append(await closed_loop(gw_port, _requests(gw_port, REQUESTS),
-                                               CONNECTIONS))
-            print(f"round {r + 1}: bare {bare_runs[-1].rate:.0f}/s  "
-                  f"gateway {ours_runs[-1].rate:.0f}/s  statuses {ours_runs[-1].statuses}")
+            bare_runs.append(await _measured(bare, bare_port, REQUESTS, bare_cpu))
+            ours_runs.append(await _measured(gateway, gw_port, REQUESTS, ours_cpu))
+            print(f"round {r + 1}: bare {bare_runs[-1].rate:.0f}/s ({bare_cpu[-1]:.0f} us CPU/req)"
+                  f"  gateway {ours_runs[-1].rate:.0f}/s ({ours_cpu[-1]:.0f} us CPU/req)"
+                  f"  statuses {ours_runs[-1].statuses}")
         half = median([run.rate for run in bare_runs]) / 2
         paced = await open_loop(gw_port, _requests(gw_port, int(half * 8)), half, 64)
         paced_bare = await open_loop(bare_port, _requests(bare_port, int(half * 8)), half, 64)
@@ -137,5 +158,9 @@ async def main() -> Result:
                 f"{paced_bare.percentile(50):.1f} / {paced_bare.percentile(99):.1f}",
             "gateway statuses at half rate": paced.statuses,
             "spans exported": spans.spans,
+            "server CPU us per request bare / gateway (median)":
+                f"{median(bare_cpu):.0f} / {median(ours_cpu):.0f}",
+            "cpu ratio bare/gateway": round(median(bare_cpu) / median(ours_cpu), 3),
+            "load average at the end": os.getloadavg()[0],
         },
     )

@@ -2,7 +2,7 @@
 killed, the CONVERSATION stream's NATS leader killed, another NATS node killed, Postgres
 stopped for 10 s, one poison event) under a small load, then every invariant checked.
 
-It takes about 4 minutes on a 2-core machine: 12 service processes start on a 3-node cluster
+It takes about 5 minutes on a 2-core machine: 12 service processes start on a 3-node cluster
 (~1 min), 30 s of load, then the wait until every consumer's lag is 0 and nothing happens for
 longer than the longest ack wait (60 s), then a rebuild of the read models."""
 

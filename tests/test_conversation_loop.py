@@ -167,7 +167,7 @@ async def test_a_sender_killed_after_twilio_took_a_part_does_not_send_it_again(
                                               settings.twilio_timeout_s))
     async with build_sender(settings, api=api).running():
         await sim.inbound(USER, NUMBER, body="Tell me everything.")
-        await api.died.wait()
+        await eventually(api.died.is_set, what="the sender died after Twilio took part 1")
     assert len(await sent_messages(sim)) == 1  # Twilio has part 1; the sender recorded nothing
 
     async with build_sender(stack.sender_settings()).running():  # the restart

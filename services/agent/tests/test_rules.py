@@ -105,6 +105,13 @@ def _view(turn: int, **fields: object) -> ConversationView:
     (_view(3, mode=Mode.HUMAN), 3, "human_mode"),
     (_view(3, opted_out=True), 3, "opted_out"),
     (_view(3, mode=Mode.HUMAN, opted_out=True), 2, "stale"),
+    # Answered turns: the conversation accepted the reply (a request redelivered late).
+    (_view(3, answered_turn=3), 3, "answered"),
+    (_view(3, answered_turn=3, mode=Mode.HUMAN), 3, "answered"),
+    (_view(3, answered_turn=3), 2, "stale"),  # a later turn was answered
+    (_view(3, answered_turn=2), 2, "answered"),  # turn 3 is on its way
+    (_view(3, answered_turn=2), 3, None),
+    (_view(3, answered_turn=1), 2, "stale"),  # turn 2 was superseded
 ])
 def test_which_turns_are_skipped(view, turn, reason):
     assert skip_reason(view, turn) == reason

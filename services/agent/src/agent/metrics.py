@@ -33,7 +33,7 @@ LLM_REJECTED = Counter(
 )
 SKIPPED = Counter(
     "switchboard_agent_requests_skipped_total",
-    "ReplyRequested not answered: stale, human_mode, opted_out, duplicate",
+    "ReplyRequested not answered: stale, answered, human_mode, opted_out, duplicate",
     ["reason"],
 )
 VIEW_MISSING = Counter(

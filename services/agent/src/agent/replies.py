@@ -4,8 +4,10 @@ For each request:
 
 1. Skip it (ack, no LLM call) when the conversation's public view
    (``switchboard_contracts.conversation_view``, read from its KV bucket through the
-   ``view_of`` port) says the turn is stale (a newer turn exists, or it was superseded), the
-   conversation is in human mode, or the user opted out. A missing view (the conversation
+   ``view_of`` port) says the turn is stale (superseded, or a later turn exists and this one
+   was not answered, or a later turn was answered), the turn was already answered
+   (``reply_accepted``: the conversation accepted its reply), the conversation is in human
+   mode, or the user opted out. A missing view (the conversation
    service has not written it yet) does not drop the request: the request carries all the
    agent needs (addresses, history), so it is answered, and the sender checks the view again
    before anything goes out.
@@ -22,12 +24,12 @@ No double replies: the events of a turn have ``Nats-Msg-Id``s and event ids deri
 duplicate window; a duplicate that arrives while the first is being answered waits for it,
 and one that arrives after it (in this process) is skipped (``RecentKeys``).
 
-There is no "already answered" check any more: it needed the conversation's private event
-stream, and the view says only whether a turn is current, not whether its reply was recorded.
-What that costs: a request redelivered to another replica after the duplicate window (2 min)
-calls the LLM a second time. Nothing goes out twice: the new ``ReplyGenerated`` has the same
-event id as the first, which is the sender's reply id, and the sender sends each reply id at
-most once (docs/adr/0008); the conversation service ignores a second reply for an ended turn.
+A request redelivered to another replica after the duplicate window (2 min) is skipped as
+"answered" once the conversation has accepted that turn's reply (``view.answered_turn``);
+until then (the reply is on its way) it may call the LLM a second time. Nothing goes out
+twice: the new ``ReplyGenerated`` has the same event id as the first, which is the sender's
+reply id, and the sender sends each reply id at most once (docs/adr/0008); the conversation
+service ignores a second reply for an ended turn.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def skip_reason(view: ConversationView | None, turn: int) -> str | None:
         return None
     if view.reply_is_stale(turn):
         return "stale"
+    if view.reply_accepted(turn):
+        return "answered"
     if view.mode is Mode.HUMAN:
         return "human_mode"
     if view.opted_out:

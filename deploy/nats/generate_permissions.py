@@ -82,6 +82,8 @@ class ServiceUser:
         durables = [c.durable for c in self.consumers] + [d for _, d in self.raw_consumers]
         allow += [deadletter_subject("*", durable) for durable in durables]
         sources = {c.stream for c in self.consumers} | {s for s, _ in self.raw_consumers}
+        if self.consumers:  # and the replays their replay durables ran out of deliveries on
+            sources.add(REPLAY.name)
         allow += [f"$JS.API.STREAM.MSG.GET.{stream}" for stream in sorted(sources)]
         if self.limits:
             counters = f"LIMITS_{self.name.upper()}"

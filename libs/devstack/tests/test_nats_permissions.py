@@ -178,6 +178,14 @@ async def test_a_reader_consumes_its_input_and_nothing_else(connect) -> None:  #
     await reader.nc.subscribe("_INBOX_conversation.>")
     await reader.refused('subscription to "_INBOX_conversation.>"')
 
+    # An original is fetched by sequence (to file a dead letter) only from a stream it reads.
+    assert (await reader.js.get_msg(CONVERSATION.name, 1)).seq == 1
+    gateway = await connect("gateway")
+    await ensure_streams(gateway.js, (GATEWAY,))
+    with pytest.raises(asyncio.TimeoutError):
+        await reader.js.get_msg(GATEWAY.name, 1)
+    await reader.refused(f'publish to "$JS.API.STREAM.MSG.GET.{GATEWAY.name}"')
+
 
 async def test_the_view_is_written_by_the_conversation_and_read_by_the_agent(connect) -> None:  # type: ignore[no-untyped-def]
     conversation = await connect("conversation")

@@ -103,6 +103,18 @@ async def test_a_reply_the_conversation_supersedes_before_deciding_it_sends_noth
     assert await attempts(sim) == []
 
 
+async def test_a_reply_for_a_turn_the_conversation_never_decides_is_given_up(
+    js, sim, start_sender
+) -> None:
+    turn1 = await seed_conversation(js, answered_turn=0)  # the view never decides turn 1
+    first = reply(turn1, "Hello!")
+    async with start_sender(view_settle_s=0.0, acceptance_wait_s=1.0):
+        await publish_reply(js, first)
+        [failed] = await wait_for(js, str(first.event_id), "OutboundMessageFailed")
+    assert (failed.data["part"], failed.data["reason"]) == (1, "not_accepted")
+    assert await attempts(sim) == []
+
+
 async def test_two_senders_send_one_reply_per_conversation_at_a_time(
     js, sim, start_sender
 ) -> None:

@@ -103,6 +103,7 @@ class Sender:
         self._skew = timedelta(seconds=settings.lookup_skew_s)
         self._lease = timedelta(seconds=settings.reply_lease_s)
         self._wait_poll = timedelta(seconds=settings.reply_wait_poll_s)
+        self._acceptance_wait = timedelta(seconds=settings.acceptance_wait_s)
 
     # -- handlers ----------------------------------------------------------------------------
     async def on_reply_generated(self, event: Event[ReplyGenerated]) -> None:
@@ -229,6 +230,9 @@ class Sender:
         if view is None:
             raise ViewNotWritten("no view of the conversation yet")
         if first_part and view.reply_pending(state.turn):
+            if self._clock() - state.accepted.occurred_at > self._acceptance_wait:
+                await self._fail(state, cause, number, "not_accepted", None)
+                return
             metrics.ACCEPTANCE_WAITS.inc()
             log.info("the conversation has not decided on the reply's turn yet; waiting",
                      turn=state.turn, view_turn=view.turn)

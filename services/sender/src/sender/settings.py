@@ -52,6 +52,11 @@ class SenderSettings(TenantServiceSettings):
     # the view is missing or undecided the handler re-reads it for up to this long (5, 10,
     # 20 ... ms apart), then waits durably (a retry, or a timer every reply_wait_poll_s).
     view_settle_s: float = Field(default=1.0, ge=0)
+    # A reply whose turn is still undecided this long after it arrived is given up
+    # (`not_accepted`): beyond the conversation's turn deadline (300 s, ADR 0016), by which
+    # every turn is decided, so only a reply for a turn the conversation never asked for waits
+    # that long.
+    acceptance_wait_s: float = Field(default=600.0, gt=0)
     # The MessageSid -> reply map (KV bucket `sender-messages`); the replicas apply to both.
     messages_kv_ttl_days: float = 30.0
     messages_kv_replicas: int | None = None  # unset: SB_KV_REPLICAS

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from projection.consumer import caught_up
 from projection.readmodels import TABLES
 from projection.settings import ProjectionSettings
+from projection_scripts import Published
 from pydantic import SecretStr
 from switchboard_tenants import (
     DirectoryPublisher,
@@ -69,3 +70,14 @@ async def rows(db: asyncpg.Pool, sql: str, *args: object) -> list[dict[str, Any]
 
 async def stream_messages(js: JetStreamContext, streams: list[str]) -> int:
     return sum((await js.stream_info(name)).state.messages for name in streams)
+
+
+async def publish_steadily(js: JetStreamContext, events: list[Published],
+                           sent: list[Published]) -> None:
+    """About 300 events a second, as a busy stack would produce them; ``sent`` grows as they
+    are published."""
+    for start in range(0, len(events), 15):
+        for event in events[start:start + 15]:
+            await event.publish(js)
+            sent.append(event)
+        await asyncio.sleep(0.05)

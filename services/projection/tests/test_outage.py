@@ -13,7 +13,7 @@ from projection import metrics
 from projection.consumer import PROJECTED_NAMES
 from projection.main import build
 from projection.schema import apply_migrations
-from projection_helpers import START, settings_for, wait_caught_up
+from projection_helpers import START, publish_steadily, settings_for, wait_caught_up
 from projection_scripts import ConversationScript, Published
 from switchboard_devstack.embedded import PostgresServer
 from switchboard_devstack.waiting import eventually
@@ -32,17 +32,6 @@ def own_postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.cleanup()
-
-
-async def publish_steadily(js: JetStreamContext, events: list[Published],
-                           sent: list[Published]) -> None:
-    """About 300 events a second, as a busy stack would produce them; ``sent`` grows as they
-    are published."""
-    for start in range(0, len(events), 15):
-        for event in events[start:start + 15]:
-            await event.publish(js)
-            sent.append(event)
-        await asyncio.sleep(0.05)
 
 
 async def assert_whole_pool_usable(pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:

@@ -23,6 +23,7 @@ from switchboard_runtime.config import NatsUser
 from switchboard_runtime.telemetry import configure_logging
 
 from .consumer import PROJECTED, durable_for
+from .fence import holder
 from .rebuild import READ_MODELS
 from .rebuild import rebuild as rebuild_read_models
 from .schema import apply_migrations
@@ -75,7 +76,7 @@ def rebuild(
 
 @app.command()
 def status(database_url: DatabaseUrl, nats_url: NatsUrl = DEFAULT_NATS) -> None:
-    """Each stream's checkpoint beside its consumer's backlog."""
+    """Each stream's checkpoint beside its consumer's backlog, and which replica writes."""
 
     async def run() -> Table:
         table = Table("stream", "checkpoint", "processed", "pending", "unacked", "updated")
@@ -85,6 +86,9 @@ def status(database_url: DatabaseUrl, nats_url: NatsUrl = DEFAULT_NATS) -> None:
                 "SELECT * FROM projection_checkpoints")}
             epoch = await pool.fetchval("SELECT epoch FROM projection_state")
             table.title = f"projection (epoch {epoch})"
+            writer = await holder(pool)  # the replica holding the writer lease
+            table.caption = (f"writer: {writer['application_name']} ({writer['client_addr']}, "
+                             f"pid {writer['pid']})" if writer else "writer: none")
             for spec in PROJECTED:
                 row = rows.get(spec.name)
                 try:

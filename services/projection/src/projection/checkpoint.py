@@ -24,6 +24,7 @@ import asyncpg
 
 from .cross_tenant import foreign_statuses, report_foreign_statuses
 from .decoding import DeadLetterFact, EventFact, Fact, PoisonFact, TimerFact
+from .fence import Fence
 from .readmodels import project
 from .writes import Writes, recount
 
@@ -58,6 +59,11 @@ class OutOfOrder(Exception):
     would move the checkpoint past that message. Drop it; the server delivers both again."""
 
 
+class LeaseLost(Exception):
+    """This process no longer holds the writer lease: another replica may be writing. Drop the
+    batch unacknowledged and stop consuming."""
+
+
 class DataProblem(Exception):
     """Postgres refused a row (e.g. a NUL in a text): isolate the event that causes it."""
 
@@ -79,6 +85,15 @@ class Outcome:
 async def lock_writers(conn: asyncpg.Connection) -> None:
     """Within a transaction: wait until no other batch (or rebuild) is being written."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+
+
+async def read_position(pool: asyncpg.Pool, stream: str) -> tuple[int, int]:
+    """The epoch and ``stream``'s checkpoint, read once every batch being written has
+    committed (a previous writer's last one included)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_writers(conn)
+        row = await conn.fetchrow(_STATE, [stream])
+    return row["epoch"], row["last_seq"] or 0
 
 
 async def read_epoch(pool: asyncpg.Pool) -> int:
@@ -107,8 +122,9 @@ class _Batch:
 
 class BatchWriter:
     def __init__(self, pool: asyncpg.Pool, dead_letter: DeadLetterer, first_after: FirstAfter,
-                 timeout_s: float) -> None:
+                 timeout_s: float, fence: Fence | None = None) -> None:
         self._pool = pool
+        self._fence = fence  # None: a single process, no lease (tests, benchmarks)
         self._dead_letter = dead_letter
         self._first_after = first_after
         self._timeout_s = timeout_s
@@ -175,6 +191,10 @@ class BatchWriter:
             conn.transaction(),
         ):
             await lock_writers(conn)
+            # After the lock: a writer that took over waits for this transaction to commit
+            # before it reads the checkpoints, and this one cannot begin after it took over.
+            if self._fence is not None and not await self._fence.held(conn):
+                raise LeaseLost
             rows = await conn.fetch(_STATE, streams)
             epoch = rows[0]["epoch"]
             last = {s: 0 for s in streams} | {r["stream"]: r["last_seq"] for r in rows

@@ -11,6 +11,12 @@ any length must not make the server give up on an event.
 
 When Postgres fails, the loop keeps its batch, backs off and writes it again (nothing is
 acked meanwhile); when it returns, the loop carries on from there.
+
+A ``Projector`` runs only in the replica holding the writer lease (``lease.py``): one ack
+covers every earlier delivery of the durable consumer, so a second process on it could ack
+messages it never wrote. When it starts (and after a batch is refused as out of order or from
+an older epoch) each loop deletes its consumer and creates it again at the checkpoint: what
+the previous writer had fetched and not written is delivered again at once, in order.
 """
 
 from __future__ import annotations
@@ -41,8 +47,18 @@ from switchboard_runtime.bus import dead_letter
 from switchboard_runtime.telemetry import get_logger
 
 from . import metrics
-from .checkpoint import BatchWriter, DataProblem, EpochChanged, Outcome, OutOfOrder, read_epoch
+from .checkpoint import (
+    BatchWriter,
+    DataProblem,
+    EpochChanged,
+    LeaseLost,
+    Outcome,
+    OutOfOrder,
+    read_epoch,
+    read_position,
+)
 from .decoding import Fact, PoisonFact, Raw, decode
+from .fence import Fence
 from .pull import PullFetcher
 from .readmodels import READ_TYPES, project
 from .settings import ProjectionSettings
@@ -67,12 +83,15 @@ def durable_for(stream: str) -> str:
     return f"projection-{stream.lower()}"
 
 
-def consumer_config(stream: str, settings: ProjectionSettings) -> ConsumerConfig:
+def consumer_config(stream: str, settings: ProjectionSettings,
+                    start_seq: int = 1) -> ConsumerConfig:
+    """The durable consumer, delivering from ``start_seq`` (the checkpoint's next)."""
     durable = durable_for(stream)
     return ConsumerConfig(
         durable_name=durable, name=durable,
         description="Projection: read models in Postgres (position checkpointed there too)",
-        deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.ALL,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq,
+        ack_policy=AckPolicy.ALL,
         ack_wait=settings.ack_wait_s, max_deliver=-1,
         # The batch being written and the next one, fetched meanwhile (StreamLoop._step).
         max_ack_pending=2 * settings.batch_size,
@@ -120,16 +139,20 @@ class StreamLoop:
         self._fetcher: PullFetcher | None = None
         self._ahead: _Prepared | None = None
         self._checked_at = 0.0
+        # Start from the checkpoint, whatever the consumer's state (a new writer's first bind).
+        self._recreate = True
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._step()
-            except Exception:  # never die quietly: a dead loop would stall its stream
-                log.exception("projection loop failed, re-binding", stream=self.stream)
-                await self._unbind()
-                await self._pause(1.0)
-        await self._unbind()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._step()
+                except Exception:  # never die quietly: a dead loop would stall its stream
+                    log.exception("projection loop failed, re-binding", stream=self.stream)
+                    await self._unbind()
+                    await self._pause(1.0)
+        finally:  # also when cancelled (the lease lost): no more deliveries to this process
+            await self._unbind()
 
     async def _step(self) -> None:
         if self._fetcher is None and not await self._bind():
@@ -178,13 +201,17 @@ class StreamLoop:
         """Write, then ack. (False, why) if the batch was dropped: it is delivered again."""
         try:
             outcome = await self._write(batch.facts, batch.writes)
+        except LeaseLost as exc:
+            log.warning("writer lease lost, batch dropped", stream=self.stream)
+            self._stopping.set()  # every loop stops; the lease steps down (lease.py)
+            return False, exc
         except (EpochChanged, OutOfOrder) as exc:
-            log.warning("batch dropped, consumer re-bound", stream=self.stream,
-                        reason=type(exc).__name__)
+            log.warning("batch dropped, consumer re-created at the checkpoint",
+                        stream=self.stream, reason=type(exc).__name__)
             metrics.RETRIES.labels(self.stream, type(exc).__name__).inc()
             await self._drop(batch, reason=exc)
             await self._unbind()
-            await self._pause(self._settings.retry_max_s if isinstance(exc, OutOfOrder) else 0)
+            self._recreate = True
             return False, exc
         if outcome is None:  # stopping while the database is away: redelivered later
             return False, None
@@ -220,7 +247,7 @@ class StreamLoop:
                             return await self._writer.write_isolated(self.stream, self._epoch,
                                                                      facts)
                         return await self._writer.write(self.stream, self._epoch, facts, writes)
-                except (EpochChanged, OutOfOrder, asyncio.CancelledError):
+                except (EpochChanged, OutOfOrder, LeaseLost, asyncio.CancelledError):
                     raise
                 except DataProblem as exc:
                     log.warning("a row was refused; isolating the event", stream=self.stream,
@@ -241,11 +268,21 @@ class StreamLoop:
             metrics.STALLED.labels(self.stream).set(0)
 
     async def _bind(self) -> bool:
-        """Read the epoch, then (re)create the consumer: one created after a rebuild starts
-        from the stream's beginning, so it is never older than the epoch read here."""
+        """Read the epoch and the checkpoint, then bind the consumer, creating it (again when
+        asked to) just past the checkpoint. A rebuild deletes the consumers and empties the
+        checkpoints in one transaction, so one created after it starts at the stream's
+        beginning and is never older than the epoch read here."""
         try:
-            self._epoch = await read_epoch(self._pool)
-            await self._js.add_consumer(self.stream, consumer_config(self.stream, self._settings))
+            self._epoch, last = await read_position(self._pool, self.stream)
+            if self._recreate:
+                with contextlib.suppress(NotFoundError):
+                    await self._js.delete_consumer(self.stream, self._durable)
+            try:
+                await self._js.consumer_info(self.stream, self._durable)
+            except NotFoundError:
+                await self._js.add_consumer(
+                    self.stream, consumer_config(self.stream, self._settings, last + 1))
+            self._recreate = False
             self._fetcher = PullFetcher(self._nc, self.stream, self._durable)
             await self._fetcher.start()
         except Exception as exc:
@@ -295,14 +332,15 @@ class StreamLoop:
 
 
 class Projector:
-    """Every stream's loop, sharing one writer."""
+    """Every stream's loop, sharing one writer. ``fence``: the writer lease this process
+    holds, checked by every write transaction (None only where a single process runs)."""
 
     def __init__(self, nc: NATS, pool: asyncpg.Pool, settings: ProjectionSettings,
-                 streams: Sequence[StreamSpec] = PROJECTED) -> None:
+                 streams: Sequence[StreamSpec] = PROJECTED, fence: Fence | None = None) -> None:
         self._js = nc.jetstream()
         self._stopping = asyncio.Event()
         self._writer = BatchWriter(pool, self._dead_letter, self._first_after,
-                                   settings.batch_timeout_s)
+                                   settings.batch_timeout_s, fence)
         self._loops = [StreamLoop(nc, pool, self._writer, spec.name, settings, self._stopping)
                        for spec in streams]
         self._tasks: list[asyncio.Task[None]] = []
@@ -317,6 +355,15 @@ class Projector:
     async def stop(self) -> None:
         """Finish the batches being written (and ack them), then return."""
         self._stopping.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._writer.stop()
+
+    async def abandon(self) -> None:
+        """Stop at once (the lease is lost): batches in flight are neither written nor
+        acknowledged; the next writer gets them again."""
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._writer.stop()
 

@@ -9,7 +9,8 @@ from switchboard_contracts.topology import DEADLETTER
 from switchboard_runtime import Service
 
 from .api import install_error_handlers, instrument, read_api
-from .consumer import PROJECTED, Projector
+from .consumer import PROJECTED
+from .lease import WriterLease
 from .schema import apply_migrations
 from .settings import ProjectionSettings
 
@@ -32,22 +33,23 @@ def build(settings: ProjectionSettings | None = None) -> Service:
     app.include_router(read_api(lambda: service.db, settings))
     instrument(app)
     install_error_handlers(app)
-    projectors: list[Projector] = []
+    leases: list[WriterLease] = []
 
     @service.on_start
     async def start_projecting(svc: Service) -> None:
         assert settings.database_url is not None and svc.db is not None
         if settings.migrate_on_start:
             await asyncio.to_thread(apply_migrations, settings.database_url)
-        projector = Projector(svc.nc, svc.db, settings)
-        await projector.start()
-        projectors.append(projector)
-        svc.add_check("projection", projector.running)
+        # Projects while it holds the writer lease, stands by otherwise (ready either way).
+        lease = WriterLease(svc.nc, svc.db, settings)
+        await lease.start()
+        leases.append(lease)
+        svc.add_check("projection", lease.running)
 
     @service.on_stop
     async def stop_projecting(_: Service) -> None:
-        for projector in projectors:
-            await projector.stop()
+        for lease in leases:
+            await lease.stop()
 
     return service
 

@@ -19,6 +19,11 @@ BATCH_EVENTS = Histogram(
     "switchboard_projection_batch_events", "Events per batch", ["stream"],
     buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
 )
+WRITER = Gauge(
+    "switchboard_projection_writer",
+    "1 while this replica holds the writer lease and projects; 0 while it stands by (it "
+    "serves the read API either way)",
+)
 LAG = Gauge(
     "switchboard_projection_lag",
     "Messages of the stream not yet delivered to the projection (at the last batch)",

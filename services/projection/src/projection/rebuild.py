@@ -5,7 +5,8 @@ checkpoints, bumps the epoch and deletes the projection's consumers before commi
 batch fetched before it can land after it (the epoch check), and every consumer that exists
 once it has committed was created after it, from the first message of its stream. A running
 projection service notices (epoch check, or its consumer gone) and replays too; ``rebuild``
-also replays in-process and returns once every stream is caught up.
+also replays in-process if it gets the writer lease (no service is writing) and returns once
+every stream is caught up, whoever replayed them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from switchboard_runtime.telemetry import get_logger
 
 from .checkpoint import lock_writers
 from .consumer import PROJECTED, Projector, durable_for
+from .lease import WriterLease
 from .readmodels import TABLES
 from .settings import ProjectionSettings
 
@@ -47,7 +49,7 @@ async def reset(pool: asyncpg.Pool, js: JetStreamContext,
     return epoch
 
 
-async def wait_caught_up(projector: Projector, timeout_s: float) -> None:
+async def wait_caught_up(projector: Projector | WriterLease, timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while not await projector.caught_up():  # noqa: ASYNC110 - polls NATS, no event to await
             await asyncio.sleep(0.05)
@@ -57,11 +59,11 @@ async def rebuild(nc: NATS, pool: asyncpg.Pool, settings: ProjectionSettings,
                   timeout_s: float = 3600.0) -> int:
     """Reset, replay every stream in-process until caught up; returns the new epoch."""
     epoch = await reset(pool, nc.jetstream())
-    projector = Projector(nc, pool, settings)
-    await projector.start()
+    lease = WriterLease(nc, pool, settings)
+    await lease.start()
     try:
-        await wait_caught_up(projector, timeout_s)
+        await wait_caught_up(lease, timeout_s)
     finally:
-        await projector.stop()
+        await lease.stop()
     log.info("read models rebuilt", epoch=epoch)
     return epoch

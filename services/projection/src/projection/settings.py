@@ -31,6 +31,11 @@ class ProjectionSettings(ServiceSettings):
     retry_max_s: float = Field(default=5.0, gt=0)
     # One batch's transaction must finish within this, or it is retried.
     batch_timeout_s: float = Field(default=30.0, gt=0)
+    # The writer lease (one replica projects, the others stand by): a standby tries to take
+    # it, and the writer checks its lease connection, this often; a check unanswered this
+    # long makes the writer give the lease up.
+    lease_interval_s: float = Field(default=1.0, gt=0)
+    lease_timeout_s: float = Field(default=5.0, gt=0)
     # Allocations between two young-generation garbage collections (Python's default: 700).
     # A batch keeps thousands of objects alive while it is written: at 700 they are scanned
     # again and again before they are freed. 50,000 catches up about 12% faster.

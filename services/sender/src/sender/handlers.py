@@ -124,7 +124,8 @@ class Sender:
                 metrics.PARTS_PER_REPLY.observe(len(texts))
             except ConcurrencyConflict:
                 pass  # another delivery recorded it first
-            state = await self._store.load(reply_id)
+            # Read back at least as far as the acceptance (ours, or the other delivery's).
+            state = await self._store.load(reply_id, at_least=max(state.version, 1))
             if not texts:
                 await self._fail(state, env, 1, "empty_reply", None)
                 return
@@ -138,7 +139,7 @@ class Sender:
         if ref is None:
             self._unknown(env, data.status)
             return
-        state = await self._store.load(ref.reply_id)
+        state = await self._store.load(ref.reply_id, at_least=1)  # its sid is known: recorded
         for _ in range(MAX_CONFLICTS):
             part = state.by_sid(data.message_sid)
             if part is None or state.accepted is None:
@@ -154,7 +155,7 @@ class Sender:
             try:
                 await self._store.append(state, applied)
             except ConcurrencyConflict:
-                state = await self._store.load(ref.reply_id)
+                state = await self._store.load(ref.reply_id, at_least=state.version + 1)
                 continue
             part.status, part.status_error = data.status, data.error_code
             metrics.STATUSES.labels(data.status, "applied").inc()
@@ -162,7 +163,8 @@ class Sender:
         await self._drive(state, env)
 
     async def on_part_timeout(self, event: Event[PartTimeoutDue]) -> None:
-        state = await self._store.load(event.data.reply_id)
+        # The fired timer is stored in the reply's tree: the reply is recorded.
+        state = await self._store.load(event.data.reply_id, at_least=1)
         await self._drive(state, event.envelope, timer_fired_after=event.data.part)
 
     def _unknown(self, env: Envelope, status: str) -> None:
@@ -195,7 +197,7 @@ class Sender:
                 await self._send(state, cause, action.part, action.recover)
                 return
             except ConcurrencyConflict:
-                state = await self._store.load(state.reply_id)
+                state = await self._store.load(state.reply_id, at_least=state.version + 1)
         raise RuntimeError("too many concurrent writers on one reply")
 
     async def _send(self, state: ReplyState, cause: Envelope, number: int, recover: bool
@@ -414,7 +416,7 @@ class Sender:
                 await self._store.append(state, outcome)
                 return True
             except ConcurrencyConflict:
-                fresh = await self._store.load(state.reply_id)
+                fresh = await self._store.load(state.reply_id, at_least=state.version + 1)
                 if fresh.part(number).done:
                     return False
                 state.version = fresh.version

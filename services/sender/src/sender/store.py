@@ -5,11 +5,19 @@ A reply's events live on ``sender.<reply event id>.<Type>``, appended with the v
 check over ``sender.<reply event id>.>``. A part timer is a JetStream scheduled message
 (ADR-51) held on ``sender.timers.<reply id>.<part>``; when due, the server publishes its body
 (a ``PartTimeoutDue`` envelope) to ``sender.<reply id>.PartTimeoutDue``.
+
+A reply is read back by batch direct get, which any replica of the stream answers, also a
+follower that has not applied the latest appends yet (a loaded cluster, a node catching up
+after a restart). A read that must show a stream sequence the sender knows is stored (its own
+append, the fired timer, "the reply was recorded") is repeated until it does: a reply read as
+unknown would otherwise look like one with nothing to do, and never move again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +38,13 @@ from .state import ReplyState, fold, reply_subject, reply_tree
 log = get_logger(__name__)
 
 MESSAGES_BUCKET = "sender-messages"
+FIRST_REREAD_S = 0.005  # then doubled, within READ_SETTLE_S
+READ_SETTLE_S = 2.0  # then the event is retried (the consumer's redelivery delays)
+
+
+class StaleRead(Exception):
+    """The replica that answered has not applied events known to be stored: read again
+    later (the event is retried)."""
 
 
 def timer_subject(reply_id: str, part: int) -> str:
@@ -60,9 +75,24 @@ class ReplyStore:
         self._publisher = publisher
         self._messages = messages
 
-    async def load(self, reply_id: str) -> ReplyState:
-        events = await replay(self._js, SENDER.name, reply_tree(reply_id))
-        return fold(reply_id, ((e.envelope, e.seq) for e in events))
+    async def load(self, reply_id: str, at_least: int = 0) -> ReplyState:
+        """The reply as stored up to at least stream sequence ``at_least`` (1: the reply is
+        recorded, its first event being its acceptance), re-read while a lagging replica
+        answers, for up to ``READ_SETTLE_S``; then ``StaleRead``."""
+        started = time.monotonic()
+        delay = FIRST_REREAD_S
+        while True:
+            events = await replay(self._js, SENDER.name, reply_tree(reply_id))
+            state = fold(reply_id, ((e.envelope, e.seq) for e in events))
+            left = started + READ_SETTLE_S - time.monotonic()
+            if state.version >= at_least:
+                return state
+            if left <= 0:
+                raise StaleRead(f"reply read at version {state.version}, {at_least} stored")
+            log.info("reply read from a replica that lags; reading again",
+                     version=state.version, at_least=at_least)
+            await asyncio.sleep(min(delay, left))
+            delay *= 2
 
     async def append(self, state: ReplyState, envelope: Envelope) -> None:
         """Append if the tree is still at ``state.version``; raises ``ConcurrencyConflict``."""

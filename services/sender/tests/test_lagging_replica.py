@@ -1,0 +1,108 @@
+"""Chaos finding 2 (docs/reliability.md): replies accepted by the sender and then nothing, no
+attempt, no outcome, no timer, every consumer at lag 0.
+
+A reply's events are read back by batch direct get, which any replica of the SENDER stream
+answers (``allow_direct``), also a follower that has not applied the latest appends yet: on
+a loaded cluster, or one catching up after a NATS node was killed. Read from such a replica,
+a reply the sender has just recorded, or one whose timer just fired, looks unknown
+(``accepted`` None), and the sender took that for "nothing to do": it acknowledged the event
+and the reply never moved again. These tests make the SENDER stream's replica lag for given
+reads of one reply (a single NATS server has no follower to lag, so the read is filtered as a
+lagging follower would answer it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import sender.store
+from sender_helpers import (
+    attempts,
+    eventually,
+    publish_reply,
+    reply,
+    seed_conversation,
+    sender_events,
+    set_view,
+    wait_for,
+)
+from switchboard_runtime.eventsourcing import Stored, replay
+
+
+class LaggingReplica:
+    """Answers reads of one reply's events as a follower that has applied none of them yet,
+    for the reads numbered in ``stale`` (1-based, counting that reply's reads) or while
+    ``lagging`` is set; every other read is answered as stored."""
+
+    def __init__(self, reply_id: str, stale: frozenset[int] = frozenset()) -> None:
+        self._tree = f"sender.{reply_id}.>"
+        self._stale = stale
+        self.lagging = False
+        self.reads = 0
+        self.stale_reads = 0
+
+    async def replay(self, js: object, stream: str, subjects: str) -> list[Stored]:
+        events = await replay(js, stream, subjects)  # type: ignore[arg-type]
+        if subjects != self._tree:
+            return events
+        self.reads += 1
+        if self.lagging or self.reads in self._stale:
+            self.stale_reads += 1
+            return []
+        return events
+
+
+@pytest.fixture
+def lagging(monkeypatch: pytest.MonkeyPatch) -> Callable[[LaggingReplica], None]:
+    def install(replica: LaggingReplica) -> None:
+        monkeypatch.setattr(sender.store, "replay", replica.replay)
+
+    return install
+
+
+async def test_a_reply_read_back_from_a_lagging_replica_after_it_is_recorded_is_sent(
+    js, sim, start_sender, lagging
+) -> None:
+    turn = await seed_conversation(js)
+    envelope = reply(turn, "Read back from a replica that lags.")
+    # Read 1: before the acceptance is appended (rightly empty); read 2: just after it,
+    # answered by the lagging replica.
+    replica = LaggingReplica(str(envelope.event_id), stale=frozenset({1, 2}))
+    lagging(replica)
+    async with start_sender():
+        await publish_reply(js, envelope)
+        await wait_for(js, str(envelope.event_id), "OutboundMessageSent", timeout_s=10)
+    assert replica.stale_reads == 2
+    assert len(await attempts(sim)) == 1
+
+
+async def test_a_waiting_reply_whose_timer_is_read_on_a_lagging_replica_goes_on_waiting(
+    js, sim, start_sender, lagging
+) -> None:
+    # The conversation has not decided on turn 1 yet: the reply waits on its part-0 timer.
+    turn = await seed_conversation(js, answered_turn=0)
+    envelope = reply(turn, "Once accepted.")
+    reply_id = str(envelope.event_id)
+    replica = LaggingReplica(reply_id)
+    lagging(replica)
+    async with start_sender(view_settle_s=0.0, reply_wait_poll_s=0.5):
+        await publish_reply(js, envelope)
+
+        async def polling() -> bool:  # a timer fired at least once: the reply is waiting
+            return any(e.type == "PartTimeoutDue" for e in await sender_events(js, reply_id))
+
+        await eventually(polling)
+        # The next timer's read is answered by a replica that lags; then it catches up and
+        # the conversation accepts the reply.
+        replica.lagging, reads = True, replica.reads
+
+        async def read_stale() -> bool:
+            return replica.reads > reads
+
+        await eventually(read_stale)
+        replica.lagging = False
+        await set_view(js, turn.conversation_id, turn=1)
+        await wait_for(js, reply_id, "OutboundMessageSent", timeout_s=10)
+    assert replica.stale_reads >= 1
+    assert len(await attempts(sim)) == 1

@@ -13,17 +13,22 @@ import sys
 import time
 from collections.abc import Iterator
 
+import asyncpg
 import httpx
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from projection import metrics
+from projection.checkpoint import BatchWriter, LeaseLost, read_epoch
 from projection.consumer import PROJECTED_NAMES
+from projection.decoding import Raw, decode
+from projection.fence import Fence, take
 from projection.main import build
 from projection.rebuild import rebuild
 from projection_helpers import START, publish_steadily, settings_for, snapshot, wait_caught_up
 from projection_scripts import ConversationScript, Published
 from prometheus_client.parser import text_string_to_metric_families
+from switchboard_contracts.topology import GATEWAY
 from switchboard_devstack.embedded import free_port
 from switchboard_devstack.waiting import eventually
 
@@ -136,3 +141,36 @@ async def test_one_replica_writes_and_another_takes_over_when_it_is_killed(
             assert checkpoints[stream]["processed"] == stored.messages, stream  # each once
     assert sum(c["processed"] for c in checkpoints.values()) == len(events)
     assert projected == rebuilt
+
+
+async def test_a_writer_that_lost_the_lease_cannot_commit(
+        js: JetStreamContext, streams: None, migrated_url: str) -> None:
+    """The lease's connection ended (and another replica took the lease) before this writer
+    noticed: its next transaction is refused, nothing is written."""
+    talk = ConversationScript("clinic", "whatsapp:+447700900001", start=START)
+    talk.text_message("Hello", reply="Hi there!")
+    for event in talk.events:
+        await event.publish(js)
+    sub = await js.pull_subscribe(GATEWAY.subjects[0], stream=GATEWAY.name)
+    facts = [decode(Raw.of(m)) for m in await sub.fetch(100, timeout=2)]
+
+    pool = await asyncpg.create_pool(migrated_url, min_size=1, max_size=2)
+    lease, successor = await asyncpg.connect(migrated_url), await asyncpg.connect(migrated_url)
+    try:
+        assert await take(lease)
+        assert not await take(successor)  # one holder at a time
+        writer = BatchWriter(pool, dead_letter=lambda fact: asyncio.sleep(0),
+                             first_after=lambda stream, seq: asyncio.sleep(0, seq + 1),
+                             timeout_s=5, fence=await Fence.of(lease))
+        epoch = await read_epoch(pool)
+        assert (await writer.write(GATEWAY.name, epoch, facts[:1])).applied == 1
+
+        await lease.close()  # the lock goes with the session
+        assert await take(successor)
+        with pytest.raises(LeaseLost):
+            await writer.write(GATEWAY.name, epoch, facts[1:])
+        await writer.stop()
+        assert await pool.fetchval("SELECT processed FROM projection_checkpoints") == 1
+    finally:
+        await successor.close()
+        await pool.close()

@@ -1,5 +1,5 @@
 """Two projection replicas on one database and one NATS: exactly one writes, and the other takes
-over when the writer is killed, each event applied once (ADR 0020, ``lease.py``).
+over when the writer is killed, each event applied once (ADR 0021, ``lease.py``).
 
 The first replica runs in a process of its own, so it can be killed (SIGKILL: no drain, its
 connections cut by the kernel); the second runs in this one."""

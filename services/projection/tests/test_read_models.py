@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.gateway import DeliveryStatusReported
 from switchboard_contracts.topology import CONVERSATION, DEADLETTER, GATEWAY, event_subject
+from switchboard_devstack.waiting import eventually
 from switchboard_runtime import Service
 
 USER = "whatsapp:+447700900001"
@@ -252,5 +253,5 @@ async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered(
 async def test_the_projection_sets_its_young_garbage_collection_threshold(
         nats_url: str, migrated_url: str, streams: None) -> None:
     settings = settings_for(nats_url, migrated_url, gc_young_threshold=12_345)
-    async with build(settings).running():
-        assert gc.get_threshold()[0] == 12_345
+    async with build(settings).running():  # set once it projects (holds the writer lease)
+        await eventually(lambda: gc.get_threshold()[0] == 12_345, what="threshold set")

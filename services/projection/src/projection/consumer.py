@@ -212,6 +212,9 @@ class StreamLoop:
             await self._drop(batch, reason=exc)
             await self._unbind()
             self._recreate = True
+            # Out of order again and again (a message delivered elsewhere meanwhile): not a
+            # hot loop of consumer re-creations.
+            await self._pause(self._settings.retry_max_s if isinstance(exc, OutOfOrder) else 0)
             return False, exc
         if outcome is None:  # stopping while the database is away: redelivered later
             return False, None

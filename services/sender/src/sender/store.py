@@ -89,7 +89,7 @@ class ReplyStore:
                 return state
             if left <= 0:
                 raise StaleRead(f"reply read at version {state.version}, {at_least} stored")
-            log.info("reply read from a replica that lags; reading again",
+            log.debug("reply read from a replica that lags; reading again",
                      version=state.version, at_least=at_least)
             await asyncio.sleep(min(delay, left))
             delay *= 2

@@ -221,7 +221,9 @@ async def started(root: Path, *, replicas: int = 2, nats_nodes: int = 3,
     with _balancer(stack_ref) as balancer_url:
         stack = Stack.prepare(root, cluster=nats_nodes > 1)
         stack_ref.append(stack)
-        # The tenant directory this process writes, replicated as the services' buckets are.
+        # The tenant directory this process writes, replicated as the services' buckets are;
+        # put back afterwards, since this process may go on to run single-node tests.
+        saved = {name: os.environ.get(name) for name in stack.replica_settings}
         os.environ.update(stack.replica_settings)
         try:
             await asyncio.to_thread(stack.start_servers)
@@ -250,3 +252,8 @@ async def started(root: Path, *, replicas: int = 2, nats_nodes: int = 3,
                 await nc.close()
         finally:
             await asyncio.to_thread(stack.stop)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

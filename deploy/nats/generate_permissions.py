@@ -78,6 +78,9 @@ class ServiceUser:
         pulled = [(c.stream, c.durable) for c in self._runtime_consumers()]
         for stream, durable in (*pulled, *self.raw_consumers):
             allow += _consumer_api(stream, durable)
+        # The projection's writer re-creates its consumers at its checkpoint (ADR 0021).
+        allow += [f"$JS.API.CONSUMER.DELETE.{stream}.{durable}"
+                  for stream, durable in self.raw_consumers]
         # Dead letters it files: of its own consumers only, and the originals it fetches.
         durables = [c.durable for c in self.consumers] + [d for _, d in self.raw_consumers]
         allow += [deadletter_subject("*", durable) for durable in durables]

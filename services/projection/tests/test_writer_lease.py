@@ -15,22 +15,24 @@ from collections.abc import Iterator
 
 import asyncpg
 import httpx
+import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from projection import metrics
 from projection.checkpoint import BatchWriter, LeaseLost, read_epoch
-from projection.consumer import PROJECTED_NAMES
+from projection.consumer import PROJECTED_NAMES, consumer_config
 from projection.decoding import Raw, decode
 from projection.fence import Fence, take
 from projection.main import build
 from projection.rebuild import rebuild
 from projection_helpers import START, publish_steadily, settings_for, snapshot, wait_caught_up
-from projection_scripts import ConversationScript, Published
+from projection_scripts import ACCOUNT, ConversationScript, Published, orphaned_message
 from prometheus_client.parser import text_string_to_metric_families
-from switchboard_contracts.topology import GATEWAY
-from switchboard_devstack.embedded import free_port
+from switchboard_contracts.topology import ALL_STREAMS, GATEWAY
+from switchboard_devstack.embedded import NatsAuth, NatsServer, free_port
 from switchboard_devstack.waiting import eventually
+from switchboard_runtime.bus import ensure_streams
 
 CONVERSATIONS = 60
 BATCH_SIZE = 20  # many batches in flight when the writer dies
@@ -174,3 +176,33 @@ async def test_a_writer_that_lost_the_lease_cannot_commit(
     finally:
         await successor.close()
         await pool.close()
+
+
+async def test_a_new_writer_recreates_its_consumers_under_its_own_nats_user(
+        migrated_url: str) -> None:
+    """Taking the lease, the writer deletes and re-creates its consumers at the checkpoint:
+    its NATS user may (deploy/nats/permissions.conf), and nothing is refused."""
+    server = NatsServer(auth=NatsAuth.generate()).start()  # no anonymous user
+    try:
+        assert server.auth is not None
+        passwords = server.auth.passwords
+        operator = await nats.connect(server.url, user="operator", password=passwords["operator"])
+        settings = settings_for(server.url, migrated_url, nats_user="projection",
+                                nats_password=passwords["projection"])
+        try:
+            js = operator.jetstream()
+            await ensure_streams(js, ALL_STREAMS)
+            await orphaned_message(ACCOUNT, "whatsapp:+14155550999", START).publish(js)
+            # The consumer a previous writer left behind.
+            await js.add_consumer(GATEWAY.name, consumer_config(GATEWAY.name, settings))
+            async with build(settings).running() as service:
+                assert service.db is not None
+                db = service.db
+                await eventually(lambda: db.fetchval("SELECT count(*) FROM orphaned_messages"),
+                                 what="the orphaned message projected")
+        finally:
+            await operator.close()
+        log = (server.store / "nats.log").read_text()
+        assert "Violation" not in log
+    finally:
+        server.cleanup()

@@ -178,9 +178,12 @@ async def test_media_down_on_every_delivery_ends_in_a_failure_on_the_last_one(
 async def test_progress_acks_keep_a_slow_voice_note_from_being_redelivered(
         nats_url: str, js: JetStreamContext, host: MediaHost, voice_note: bytes,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each delivery lasts well past ack_wait (a slow download, then Whisper itself).
-    host.answer(MediaHost.body(voice_note, delay_s=1.5))
-    monkeypatch.setenv("SB_CONSUMER_TRANSCRIPTION_REQUESTS_ACK_WAIT_S", "0.6")
+    # Each delivery lasts twice ack_wait and more (a slow download, then Whisper itself). The
+    # ack_wait leaves a progress beat (every ack_wait / 3) room to be late on a busy machine:
+    # at 0.6 s a loaded machine redelivered once. (A delay of 5 s or more hits the download's
+    # own timeouts.)
+    host.answer(MediaHost.body(voice_note, delay_s=3.0))
+    monkeypatch.setenv("SB_CONSUMER_TRANSCRIPTION_REQUESTS_ACK_WAIT_S", "1.5")
     async with running_service(settings(nats_url, [host_of(host.url)])):
         sid = new_sid("MM")
         await request_transcription(js, host.media_url(sid), sid)

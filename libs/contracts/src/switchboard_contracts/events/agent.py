@@ -5,6 +5,8 @@ Their ``Nats-Msg-Id`` is ``agent:<conversation_id>:<turn>:<Type>``: one outcome 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 from ..envelope import EventData
@@ -23,7 +25,7 @@ class ReplyGenerated(EventData):
     """The text to send for a turn: the LLM's answer, or the fallback after ReplyFailed."""
 
     TYPE = "ReplyGenerated"
-    VERSION = "1.1"
+    VERSION = "1.2"
     turn: int
     text: str
     model: str
@@ -38,6 +40,9 @@ class ReplyGenerated(EventData):
     fallback_reason: str | None = None
     """1.1: why a fallback was sent (``llm_failed``, ``llm_rejected``,
     ``audio_not_understood``)."""
+    turn_started_at: datetime | None = None
+    """1.2: the ReplyRequested's ``turn_started_at``, copied (the sender measures the
+    "webhook to reply" SLO from it, ADR 0019)."""
 
 
 @registry.register

@@ -73,7 +73,7 @@ class ReplyRequested(EventData):
     """Ask the agent to answer the turn's user messages, with the recent history."""
 
     TYPE = "ReplyRequested"
-    VERSION = "1.1"
+    VERSION = "1.2"
     turn: int
     message_sids: list[str]
     context: list[ContextMessage]
@@ -86,6 +86,9 @@ class ReplyRequested(EventData):
     # "turn_deadline": the previous turn's reply never came (ADR 0016); this turn answers
     # that turn's messages with the "try again later" text.
     fallback_reason: str | None = None
+    # 1.2: when the gateway accepted the earliest user message this turn answers (the start
+    # of the "webhook to reply" SLO, ADR 0019); None when unknown (events stored before 1.2).
+    turn_started_at: datetime | None = None
 
 
 @registry.register

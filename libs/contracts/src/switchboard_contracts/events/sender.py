@@ -19,6 +19,7 @@ class OutboundReplyAccepted(EventData):
     """First event of a reply's tree: what is to be sent, already split into parts."""
 
     TYPE = "OutboundReplyAccepted"
+    VERSION = "1.1"
     turn: int
     texts: list[str]
     """The parts, in order (each at most 1600 characters)."""
@@ -26,6 +27,9 @@ class OutboundReplyAccepted(EventData):
     from_address: str
     account_sid: str
     fallback: bool = False
+    turn_started_at: datetime | None = None
+    """1.1: the ReplyGenerated's ``turn_started_at`` (kept for the SLO histogram when part 1
+    goes out later, after a wait)."""
 
 
 @registry.register

@@ -179,8 +179,17 @@ def _request(state: ConversationState, turn: int, message_sids: list[str],
         business_address=state.business_address or "",
         account_sid=state.account_sid or "",
         fallback_reason=fallback_reason,
+        turn_started_at=turn_started_at(state, message_sids),
     ), f"ReplyRequested:{turn}",
         correlation_id=state.message_correlation.get(message_sids[0]) if message_sids else None)
+
+
+def turn_started_at(state: ConversationState, message_sids: list[str]) -> datetime | None:
+    """When the gateway accepted the earliest of the turn's messages: the start of the
+    "webhook to reply" SLO (ADR 0019). None if none is known."""
+    known = [state.message_received_at[sid] for sid in message_sids
+             if sid in state.message_received_at]
+    return min(known, default=None)
 
 
 # -- idle close --------------------------------------------------------------------------------

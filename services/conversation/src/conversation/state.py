@@ -58,6 +58,8 @@ class ConversationState:
     message_sids: set[str] = field(default_factory=set)
     # The correlation_id each user message came with (a turn keeps its first message's).
     message_correlation: dict[str, str] = field(default_factory=dict)
+    # When the gateway accepted each user message (a turn starts at its earliest: ADR 0019).
+    message_received_at: dict[str, datetime] = field(default_factory=dict)
     # Voice notes: transcripts still awaited, those requested, those that failed (by sid).
     awaiting_transcript: set[str] = field(default_factory=set)
     transcription_requested: set[str] = field(default_factory=set)
@@ -152,6 +154,7 @@ def _user_message(state: ConversationState, data: UserMessageAppended, correlati
     sid = data.message_sid
     state.message_sids.add(sid)
     state.message_correlation[sid] = correlation_id
+    state.message_received_at[sid] = data.received_at
     state.last_user_message_at = data.received_at
     state.last_activity_at = at
     if needs_transcript(data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from agent.context import (
     MIN_NEWEST_TOKENS,
@@ -17,10 +19,13 @@ from agent.fallbacks import (
     text_for_reason,
     unavailable_text,
 )
-from agent.replies import skip_reason
+from agent.llm import DevResponder
+from agent.replies import ReplyHandler, profile_for, skip_reason
 from agent.settings import AgentSettings
-from agent_helpers import context
+from agent_helpers import context, reply_requested
 from switchboard_contracts.conversation_view import ConversationView, Mode
+from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_runtime import ConfigError
 
 
@@ -136,3 +141,16 @@ def test_development_without_key_or_url_uses_the_dev_responder(monkeypatch):
     assert AgentSettings().dev_responder
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8091/v1")
     assert not AgentSettings().dev_responder
+
+
+@pytest.mark.parametrize("fallback_reason", [None, "transcription_failed"])
+async def test_the_reply_carries_the_turns_start_for_the_senders_slo(fallback_reason):
+    started = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    envelope = reply_requested("cv1", fallback_reason=fallback_reason)
+    request = ReplyRequested.model_validate(envelope.data).model_copy(
+        update={"turn_started_at": started})
+    settings = AgentSettings(nats_url="nats://n")
+    handler = ReplyHandler(settings, DevResponder())
+    events = await handler._reply(envelope, request, profile_for(None, settings), "t")
+    generated = [e for e in events if isinstance(e, ReplyGenerated)]
+    assert [g.turn_started_at for g in generated] == [started]

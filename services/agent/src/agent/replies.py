@@ -233,6 +233,7 @@ class ReplyHandler(NeedsPorts[Ports]):
             usage=usage or TokenUsage(), latency_ms=round(latency_ms, 1),
             user_address=request.user_address, business_address=request.business_address,
             account_sid=request.account_sid, fallback_reason=fallback_reason,
+            turn_started_at=request.turn_started_at,  # the sender's SLO clock (ADR 0019)
         )
 
     async def _publish(self, cause: Envelope, conversation_id: str, turn: int,

@@ -82,6 +82,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _observe_turn(accepted: Envelope, sent_at: datetime) -> None:
+    """The "webhook to reply" SLO (ADR 0019): from the turn's start the reply carries (none
+    on replies accepted before it did) to its first part's successful Messages API call."""
+    started = accepted.data.get("turn_started_at")
+    if started is None:
+        return
+    elapsed = sent_at - datetime.fromisoformat(started)
+    fallback = "true" if accepted.data.get("fallback") else "false"
+    metrics.TURN_SECONDS.labels(fallback).observe(max(elapsed.total_seconds(), 0.0))
+
+
 class Sender:
     def __init__(
         self, settings: SenderSettings, js: JetStreamContext, store: ReplyStore,
@@ -117,7 +128,7 @@ class Sender:
             accepted = env.caused(OutboundReplyAccepted(
                 turn=data.turn, texts=texts, to_address=data.user_address,
                 from_address=data.business_address, account_sid=data.account_sid,
-                fallback=data.fallback,
+                fallback=data.fallback, turn_started_at=data.turn_started_at,
             ))
             try:
                 await self._store.append(state, accepted)
@@ -329,6 +340,8 @@ class Sender:
         if not await self._append_outcome(state, number, sent):
             return
         metrics.SENT.labels(how).inc()
+        if number == 1 and how == "created":  # once per reply; a lookup's call time is unknown
+            _observe_turn(state.accepted, sent.occurred_at)
         part = state.part(number)
         part.message_sid, part.sent_at = sid, sent.occurred_at
         if number < state.count:

@@ -21,6 +21,10 @@ DOUBLE_SENDS_AVOIDED = Counter("switchboard_sender_double_sends_avoided_total",
                                ["how"])
 PARTS_PER_REPLY = Histogram("switchboard_sender_parts_per_reply", "Parts per reply",
                             buckets=(1, 2, 3, 4, 6, 10))
+TURN_SECONDS = Histogram("switchboard_sender_turn_seconds",
+                         "From the gateway accepting the turn's first user message to the "
+                         "reply's first part accepted by the Messages API (the SLO, ADR 0019)",
+                         ["fallback"], buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120))
 SEND_SECONDS = Histogram("switchboard_sender_send_seconds",
                          "Duration of one Messages API create call",
                          buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))

@@ -350,16 +350,23 @@ class Sender:
 
     async def _fail(self, state: ReplyState, cause: Envelope, number: int, reason: str,
                     error_code: str | None) -> None:
+        """Record part ``number`` and every later part as not sent, for ``reason``: a reply
+        stops at its first failed part, and each part it will never send gets its outcome, so
+        the read models and the fault suite account for every part (none stays pending)."""
         assert state.accepted is not None
-        failed = state.accepted.caused(OutboundMessageFailed(
-            turn=state.turn, part=number, parts=state.count, reason=reason,
-            error_code=error_code, retryable=False,
-        ), causation_id=cause.event_id)
-        if not await self._append_outcome(state, number, failed):
-            return
-        state.part(number).failed = reason
-        metrics.FAILED.labels(reason, error_code or "").inc()
-        log.warning("reply part not sent", reason=reason, error_code=error_code, part=number)
+        for part in range(number, max(state.count, number) + 1):
+            if part != number and state.part(part).done:
+                continue
+            failed = state.accepted.caused(OutboundMessageFailed(
+                turn=state.turn, part=part, parts=state.count, reason=reason,
+                error_code=error_code, retryable=False,
+            ), causation_id=cause.event_id)
+            if not await self._append_outcome(state, part, failed):
+                return
+            state.part(part).failed = reason
+            metrics.FAILED.labels(reason, error_code or "").inc()
+        log.warning("reply parts not sent", reason=reason, error_code=error_code, part=number,
+                    parts=state.count)
 
     async def _settled_view(self, conversation_id: str, turn: int, first_part: bool
                             ) -> ConversationView | None:

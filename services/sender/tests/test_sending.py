@@ -4,7 +4,7 @@ the simulator's signed status callbacks into DeliveryStatusReported events."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -94,6 +94,29 @@ async def test_a_long_reply_goes_in_three_parts_each_after_the_previous_sent(
     for part in (1, 2):
         released = order.index(("DeliveryStatusApplied", part, "sent"))
         assert order.index(("OutboundPartAttempted", part + 1, None)) > released
+
+
+async def test_a_reply_observes_the_turn_slo_once_from_the_turns_start_to_part_one(
+    js, sim, sender
+) -> None:
+    text = LONG[:2000]
+    assert len(split_message(text)) == 2
+    turn = await seed_conversation(js)
+    started = datetime.now(UTC) - timedelta(seconds=3.5)  # the gateway took it 3.5 s ago
+    plain = reply(turn, text)
+    envelope = plain.model_copy(update={"data": plain.data | {
+        "turn_started_at": started.isoformat()}})
+    name = "switchboard_sender_turn_seconds"
+    before = {suffix: _metric(f"{name}{suffix}", fallback="false")
+              for suffix in ("_count", "_sum")}
+    before_le = {le: _metric(f"{name}_bucket", fallback="false", le=le) for le in ("3.0", "15.0")}
+    await publish_reply(js, envelope)
+    first, _second = await wait_for(js, str(envelope.event_id), "OutboundMessageSent", count=2)
+    assert _metric(f"{name}_count", fallback="false") - before["_count"] == 1  # part 1 only
+    elapsed = (first.occurred_at - started).total_seconds()
+    assert _metric(f"{name}_sum", fallback="false") - before["_sum"] == pytest.approx(elapsed)
+    assert [_metric(f"{name}_bucket", fallback="false", le=le) - before_le[le]
+            for le in ("3.0", "15.0")] == [0, 1]
 
 
 async def test_a_redelivered_reply_makes_no_second_call(js, sim, sender) -> None:
@@ -187,6 +210,22 @@ async def test_an_invalid_number_fails_at_once_without_retry(js, sim, sender) ->
     assert failed.data["reason"] == "twilio_21211"
     assert failed.data["error_code"] == "21211" and failed.data["retryable"] is False
     await drained(js, AGENT.name, "sender-replies")
+    assert len(await attempts(sim)) == 1
+
+
+async def test_a_reply_that_stops_at_a_failed_part_records_every_part_it_will_not_send(
+        js, sim, sender) -> None:
+    # Without an outcome for each part, the later parts would stay pending for ever in the
+    # read models, and the fault suite would count them as lost.
+    await sim.queue_failure("21211")
+    turn = await seed_conversation(js)
+    envelope = reply(turn, "Nobody there at all. " * 120)  # 2,520 characters: 2 parts
+    await publish_reply(js, envelope)
+    await wait_for(js, str(envelope.event_id), "OutboundMessageFailed", count=2)
+    await drained(js, AGENT.name, "sender-replies")
+    failed = of_type(await sender_events(js, str(envelope.event_id)), "OutboundMessageFailed")
+    assert sorted(f.data["part"] for f in failed) == [1, 2]
+    assert {(f.data["reason"], f.data["parts"]) for f in failed} == {("twilio_21211", 2)}
     assert len(await attempts(sim)) == 1
 
 

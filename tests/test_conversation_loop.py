@@ -146,7 +146,7 @@ class DiesOnceTwilioTookIt:
         return sid
 
     async def find(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                   since: datetime, exclude: set[str]) -> str | None:
+                   since: datetime, exclude: set[str]) -> list[str]:
         return await self._api.find(credentials, to=to, from_=from_, body=body, since=since,
                                     exclude=exclude)
 

@@ -229,6 +229,27 @@ async def test_a_reply_that_stops_at_a_failed_part_records_every_part_it_will_no
     assert len(await attempts(sim)) == 1
 
 
+async def test_a_lookup_never_takes_an_earlier_replys_message_with_the_same_text(
+    js, sim, start_sender
+) -> None:
+    # Found in the fault suite: a recovered part recorded an earlier turn's message with the
+    # same (canned) text as its own, so the user never got it and its real send went
+    # unrecorded.
+    same = "Our opening hours are 9 to 5."
+    async with start_sender(twilio_timeout_s=1.0):
+        earlier = reply(await seed_conversation(js), same)
+        await publish_reply(js, earlier)
+        [first] = await wait_for(js, str(earlier.event_id), "OutboundMessageSent")
+        await sim.queue_failure("timeout", hang_s=3, created=True)
+        later = reply(await seed_conversation(js), same)
+        await publish_reply(js, later)
+        [second] = await wait_for(js, str(later.event_id), "OutboundMessageSent")
+    first_call, second_call = await attempts(sim)
+    assert second_call["scripted"] == "timeout"
+    assert first.data["message_sid"] == first_call["message_sid"]
+    assert second.data["message_sid"] == second_call["message_sid"]
+
+
 async def test_429_is_retried_after_retry_after(js, sim, sender) -> None:
     await sim.queue_failure("429", retry_after_s=1)
     turn = await seed_conversation(js)

@@ -51,7 +51,7 @@ from .rules import ErrorClass, ambiguous, classify, refusal, status_applies
 from .settings import SenderSettings
 from .splitting import split_message
 from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, gone_out, next_action
-from .store import ReplyStore
+from .store import ReplyStore, SentRef
 from .twilio_api import Credentials, MessagesApi, TwilioCallError
 
 log = get_logger(__name__)
@@ -310,15 +310,24 @@ class Sender:
 
     async def _found(self, state: ReplyState, cause: Envelope, credentials: Credentials,
                      number: int, attempted_at: datetime) -> bool:
-        """Look the part up at Twilio; record it as sent if an earlier attempt created it."""
+        """Look the part up at Twilio; record it as sent if an earlier attempt created it.
+
+        Another reply can have had the same text (a canned answer, a fallback): a match
+        already recorded for another reply or part is that one's message, not ours."""
         try:
-            sid = await self._api.find(
+            candidates = await self._api.find(
                 credentials, to=state.to_address, from_=state.from_address,
                 body=state.texts[number - 1], since=attempted_at - self._skew,
                 exclude=state.sids(),
             )
         except TwilioCallError as exc:
             raise TransientFailure(exc) from None
+        ours = SentRef(state.reply_id, number)
+        sid = None
+        for candidate in candidates:
+            if (await self._store.sent_ref(candidate)) in (None, ours):
+                sid = candidate
+                break
         if sid is None:
             return False
         metrics.DOUBLE_SENDS_AVOIDED.labels("lookup").inc()

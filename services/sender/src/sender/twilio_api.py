@@ -54,8 +54,9 @@ class MessagesApi(Protocol):
         ...
 
     async def find(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                   since: datetime, exclude: set[str]) -> str | None:
-        """The sid of a message with this body sent from ``from_`` to ``to`` since ``since``."""
+                   since: datetime, exclude: set[str]) -> list[str]:
+        """The sids of messages with this body sent from ``from_`` to ``to`` since ``since``,
+        oldest first (several when earlier replies had the same text)."""
         ...
 
     async def aclose(self) -> None:
@@ -140,7 +141,7 @@ class TwilioMessages:
         return str(message.sid)
 
     async def find(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                   since: datetime, exclude: set[str]) -> str | None:
+                   since: datetime, exclude: set[str]) -> list[str]:
         client = self._client(credentials)
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -153,5 +154,4 @@ class TwilioMessages:
         matches = [m for m in found
                    if m.body == body and m.sid not in exclude
                    and (m.date_created is None or m.date_created >= since)]
-        # Newest first: the oldest match is the one the ambiguous attempt created.
-        return str(matches[-1].sid) if matches else None
+        return [str(m.sid) for m in reversed(matches)]  # Twilio lists newest first

@@ -14,15 +14,7 @@ import pytest
 
 from chaos.run import Options, run
 
-# Remove once the projection and sender fixes land (docs/reliability.md, "Open findings").
-KNOWN_SERVICE_BUGS = pytest.mark.xfail(
-    reason="open findings of the fault suite: the projection's ack floor passes its checkpoint "
-           "after a NATS leader kill and a Postgres outage (lag never returns to 0), and the "
-           "sender leaves some accepted replies unsent after NATS and sender faults",
-    strict=False)
 
-
-@KNOWN_SERVICE_BUGS
 @pytest.mark.timeout(900)
 async def test_one_fault_of_each_kind_loses_nothing_and_sends_nothing_twice(
         tmp_path: Path) -> None:

@@ -27,4 +27,4 @@ class ConversationSettings(TenantServiceSettings):
     # Conversations kept in memory with their version (a stale copy is caught by the
     # version check on append and reloaded), and the public view bucket's replicas.
     conversation_cache_size: int = Field(10_000, ge=1)
-    conversation_view_replicas: int = Field(1, ge=1)
+    conversation_view_replicas: int | None = Field(None, ge=1)  # unset: SB_KV_REPLICAS

@@ -17,6 +17,7 @@ from switchboard_contracts.conversation_view import (
     Mode,
     view_key,
 )
+from switchboard_runtime.bus.kv import kv_replicas
 from switchboard_runtime.eventsourcing import LruCache
 
 from .state import ConversationState
@@ -36,12 +37,12 @@ def view_of(state: ConversationState) -> ConversationView | None:
     )
 
 
-async def open_view_bucket(js: JetStreamContext, replicas: int) -> KeyValue:
+async def open_view_bucket(js: JetStreamContext, replicas: int | None) -> KeyValue:
     try:
         return await js.key_value(VIEW_BUCKET)
     except BucketNotFoundError:
         return await js.create_key_value(KeyValueConfig(
-            bucket=VIEW_BUCKET, history=1, replicas=replicas,
+            bucket=VIEW_BUCKET, history=1, replicas=kv_replicas(replicas),
             description="Conversation: the public view of each conversation (its service "
                         "alone writes it)",
         ))

@@ -64,19 +64,27 @@ def test_a_killed_replica_is_restarted_with_a_new_pid(
     assert (tmp_path / "logs" / "dummy-2.log").exists()
 
 
-def test_a_process_that_keeps_crashing_is_restarted_ever_more_slowly(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
+def _supervise_a_crashing_process(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  restarts: int) -> list[str]:
+    """The supervisor's lines while a process that exits at once is restarted ``restarts``
+    times."""
     stack = Stack.prepare(tmp_path)
     [crashing] = stack.add("crashing", [sys.executable, "-c", "raise SystemExit(3)"],
                            free_port())
     crashing.start(stack.env, tmp_path / "logs")
     stack.supervise_in_thread()
     try:
-        eventually_sync(lambda: stack.restarts["crashing"] >= 3, what="three restarts")
+        eventually_sync(lambda: stack.restarts["crashing"] >= restarts,
+                        what=f"{restarts} restarts")
     finally:
         stack.stop()
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("!!")]
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("!!")]
+
+
+def test_a_process_that_keeps_crashing_is_restarted_ever_more_slowly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = _supervise_a_crashing_process(tmp_path, capsys, restarts=3)
     assert lines[:3] == [
         f"!! crashing#1 exited with {code}; restarting in {delay} s "
         f"(log: {tmp_path / 'logs' / 'crashing.log'})"
@@ -88,16 +96,7 @@ def test_the_back_off_starts_again_after_a_process_stayed_up(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(stack_module, "STEADY_AFTER_S", 0.0)  # every run counts as steady
-    stack = Stack.prepare(tmp_path)
-    [crashing] = stack.add("crashing", [sys.executable, "-c", "raise SystemExit(3)"],
-                           free_port())
-    crashing.start(stack.env, tmp_path / "logs")
-    stack.supervise_in_thread()
-    try:
-        eventually_sync(lambda: stack.restarts["crashing"] >= 2, what="two restarts")
-    finally:
-        stack.stop()
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("!!")]
+    lines = _supervise_a_crashing_process(tmp_path, capsys, restarts=2)
     assert all("restarting in 0.5 s" in line for line in lines)
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +12,7 @@ from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, Conversatio
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.topology import AGENT, SENDER
 from switchboard_devstack.views import put_view
+from switchboard_devstack.waiting import eventually
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.eventsourcing import replay
 from switchboard_tenants import TenantRecord, TokenCipher
@@ -104,19 +102,6 @@ async def sender_events(js: JetStreamContext, reply_id: str) -> list[Envelope]:
 
 def of_type(events: list[Envelope], kind: str) -> list[Envelope]:
     return [e for e in events if e.type == kind]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 15.0,
-                     interval_s: float = 0.05) -> Any:
-    """Poll ``check`` until it answers something truthy."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
-        await asyncio.sleep(interval_s)
 
 
 async def wait_for(js: JetStreamContext, reply_id: str, kind: str, count: int = 1,

@@ -61,6 +61,16 @@ USAGE: dict[str, Usage] = {
     "IdleCheckDue": Usage(("conversation",), public=False),
     "TurnDeadlineDue": Usage(("conversation",), public=False),
     "TranscriptDeadlineDue": Usage(("conversation",), public=False),
+    # people in the loop (ADR 0022): the sender sends what the conversation asks; the
+    # projection shows the mode and the opt-out; the sender tells the tenant of handoffs.
+    "HandoffRequested": Usage(("sender", "projection")),
+    "HandoffClaimed": Usage(("sender", "projection")),
+    "HandoffReleased": Usage(("sender", "projection")),
+    "HandoffExpired": Usage(("sender", "projection")),
+    "HandoffDeadlineDue": Usage(("conversation",), public=False),
+    "UserOptedOut": Usage(("projection",)),
+    "UserOptedIn": Usage(("projection",)),
+    "OutboundMessageRequested": Usage(("sender", "projection")),
     # transcription
     "TranscriptionCompleted": Usage(("conversation", "projection")),
     "TranscriptionFailed": Usage(("conversation", "projection")),

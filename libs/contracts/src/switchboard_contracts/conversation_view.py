@@ -28,7 +28,8 @@ WHATSAPP_WINDOW = timedelta(hours=24)
 
 class Mode(StrEnum):
     BOT = "bot"  # the agent answers
-    HUMAN = "human"  # a person answers; the agent stays silent
+    WAITING = "waiting"  # a handoff was requested, no operator claimed it yet: nobody answers
+    HUMAN = "human"  # an operator answers; the agent stays silent
 
 
 class ConversationView(BaseModel):
@@ -51,6 +52,13 @@ class ConversationView(BaseModel):
     window_ends_at: datetime | None = None
     mode: Mode = Mode.BOT
     opted_out: bool = False
+    # The operator who claimed the conversation (mode human), else None.
+    operator_id: str | None = None
+
+    @property
+    def bot_answers(self) -> bool:
+        """The agent may answer: no person is asked for or answering."""
+        return self.mode is Mode.BOT
 
     def window_open(self, now: datetime) -> bool:
         return self.window_ends_at is not None and now < self.window_ends_at

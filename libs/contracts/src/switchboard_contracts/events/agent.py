@@ -25,7 +25,7 @@ class ReplyGenerated(EventData):
     """The text to send for a turn: the LLM's answer, or the fallback after ReplyFailed."""
 
     TYPE = "ReplyGenerated"
-    VERSION = "1.2"
+    VERSION = "1.3"
     turn: int
     text: str
     model: str
@@ -43,6 +43,9 @@ class ReplyGenerated(EventData):
     turn_started_at: datetime | None = None
     """1.2: the ReplyRequested's ``turn_started_at``, copied (the sender measures the
     "webhook to reply" SLO from it, ADR 0019)."""
+    handoff_reason: str | None = None
+    """1.3: the LLM called its ``handoff`` tool, with this reason: the turn is not answered
+    by the bot (``text`` is not sent); the conversation hands it to a person (ADR 0022)."""
 
 
 @registry.register

@@ -112,7 +112,7 @@ class ReplySuperseded(EventData):
 @registry.register
 class ConversationClosed(EventData):
     TYPE = "ConversationClosed"
-    reason: str  # "idle"
+    reason: str  # "idle", "operator"
     session: int
 
 
@@ -140,3 +140,122 @@ class TranscriptDeadlineDue(EventData):
 
     TYPE = "TranscriptDeadlineDue"
     message_sid: str
+
+
+# -- people in the loop (ADR 0022) -------------------------------------------------------------
+# A handoff's life: HandoffRequested (the user asked, the agent's LLM called its ``handoff``
+# tool, or an operator took the conversation) -> HandoffClaimed (an operator answers) ->
+# HandoffReleased (back to the bot). While requested or claimed the agent never answers; the
+# conversation asks the sender for what must go out (OutboundMessageRequested).
+
+HANDOFF_SOURCES = ("user", "agent", "operator")
+
+
+@registry.register
+class HandoffRequested(EventData):
+    """The conversation waits for a person; the bot stays silent from now on. Any reply in
+    flight for ``turn`` is dropped (the view marks the turn superseded)."""
+
+    TYPE = "HandoffRequested"
+    source: str
+    """``user`` (a handoff keyword), ``agent`` (the LLM's handoff tool) or ``operator``."""
+    reason: str | None = None
+    """The LLM's reason, or the keyword the user wrote."""
+    operator_id: str | None = None
+    """The operator who took the conversation (source ``operator``)."""
+    turn: int
+    """The conversation's turn when it was requested."""
+    deadline_at: datetime | None = None
+    """When an unclaimed handoff gets the tenant's outcome (None: never)."""
+
+
+@registry.register
+class HandoffClaimed(EventData):
+    """An operator answers the conversation from now on (only one at a time)."""
+
+    TYPE = "HandoffClaimed"
+    operator_id: str
+
+
+@registry.register
+class HandoffReleased(EventData):
+    """The conversation is back with the bot: it answers the user's next message."""
+
+    TYPE = "HandoffReleased"
+    reason: str
+    """``operator`` (released), ``unclaimed`` (nobody claimed it in time and the tenant
+    chose the bot), ``closed`` (the conversation was closed)."""
+    operator_id: str | None = None
+
+
+@registry.register
+class HandoffExpired(EventData):
+    """Nobody claimed the handoff by its deadline: the user is told; ``outcome`` is the
+    tenant's choice: ``bot`` (a HandoffReleased follows) or ``wait`` (it stays waiting)."""
+
+    TYPE = "HandoffExpired"
+    outcome: str
+
+
+@registry.register
+class HandoffDeadlineDue(EventData):
+    """A durable timer: the handoff requested at ``requested_version`` should be claimed by
+    now."""
+
+    TYPE = "HandoffDeadlineDue"
+    requested_version: int
+
+
+@registry.register
+class UserOptedOut(EventData):
+    """The user wrote an opt-out keyword (STOP...): nothing more is sent to them, after one
+    confirmation, until they opt back in."""
+
+    TYPE = "UserOptedOut"
+    message_sid: str
+    keyword: str
+
+
+@registry.register
+class UserOptedIn(EventData):
+    """The user wrote an opt-in keyword (START...) after opting out."""
+
+    TYPE = "UserOptedIn"
+    message_sid: str
+    keyword: str
+
+
+OUTBOUND_KINDS = ("notice", "operator", "template")
+
+
+@registry.register
+class OutboundMessageRequested(EventData):
+    """Something the conversation itself asks the sender to send (not the agent's reply): a
+    notice to the user, an operator's message, or an approved template.
+
+    The sender sends it after ``after`` (the previous outbound message of the conversation:
+    an accepted reply's ReplyGenerated event id or an earlier request's event id) has gone out
+    or failed, and checks the conversation's view before every part: an opted-out user gets
+    nothing but the opt-out confirmation, and only a template may go outside the 24-hour
+    window."""
+
+    TYPE = "OutboundMessageRequested"
+    kind: str
+    """``notice``, ``operator`` or ``template`` (OUTBOUND_KINDS)."""
+    purpose: str
+    """Why: ``handoff_requested``, ``handoff_expired``, ``opted_out``, ``opted_in``,
+    ``operator_reply``, ``template``."""
+    turn: int
+    """The conversation's turn when requested: orders it against the agent's replies."""
+    after: str | None = None
+    text: str = ""
+    media_url: str | None = None
+    content_sid: str | None = None
+    content_variables: dict[str, str] = Field(default_factory=dict)
+    template_name: str | None = None
+    operator_id: str | None = None
+    command_id: str | None = None
+    """The operator command or tenant API call that asked for it (idempotency key)."""
+    user_address: str
+    business_address: str
+    account_sid: str

@@ -6,8 +6,9 @@ BENCH ?=
 CHAOS ?=
 MESSAGE ?=
 CID ?=
-# Debian packages for voice notes (espeak-ng speaks, opusenc makes OGG/Opus like WhatsApp).
-SYSTEM_PACKAGES := espeak-ng opus-tools
+# Debian packages for voice notes (espeak-ng speaks, opusenc makes OGG/Opus like WhatsApp), and
+# the headless browser the operator inbox page's test drives (chromium).
+SYSTEM_PACKAGES := espeak-ng opus-tools chromium
 
 .PHONY: setup system-packages run chat trace test test-unit bench lint chaos
 
@@ -19,12 +20,12 @@ setup:
 
 # Installed when missing and we may (root with apt); otherwise the voice tests say what to install.
 system-packages:
-	@missing=""; for tool in espeak-ng opusenc; do command -v $$tool >/dev/null || missing=1; done; \
+	@missing=""; for tool in espeak-ng opusenc chromium; do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null) \
-	      || echo "could not install $(SYSTEM_PACKAGES); voice tests will be skipped"; \
-	  else echo "install $(SYSTEM_PACKAGES) for the voice-note tests and /say"; fi; \
+	      || echo "could not install $(SYSTEM_PACKAGES); voice and browser tests will be skipped"; \
+	  else echo "install $(SYSTEM_PACKAGES) for the voice-note and inbox page tests and /say"; fi; \
 	fi
 
 # SB_DEV_NATS_CLUSTER=1: a 3-node NATS cluster (R3 streams); SB_DEV_REPLICAS=N: N processes per service.

@@ -11,6 +11,7 @@ from switchboard_runtime import Service
 from .api import install_error_handlers, instrument, read_api
 from .consumer import PROJECTED
 from .lease import WriterLease
+from .pages import mount_pages
 from .schema import apply_migrations
 from .settings import ProjectionSettings
 
@@ -33,6 +34,7 @@ def build(settings: ProjectionSettings | None = None) -> Service:
     app.include_router(read_api(lambda: service.db, settings))
     instrument(app)
     install_error_handlers(app)
+    mount_pages(app)
     leases: list[WriterLease] = []
 
     @service.on_start

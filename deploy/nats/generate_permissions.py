@@ -24,6 +24,7 @@ from gateway.ledgers import SENT_BUCKET, STORED_BUCKET
 from projection.consumer import PROJECTED, durable_for
 from sender.leases import LEASES_BUCKET
 from sender.store import MESSAGES_BUCKET
+from switchboard_contracts.commands import COMMAND_SUBJECT_PREFIX
 from switchboard_contracts.conversation_view import VIEW_BUCKET
 from switchboard_contracts.topology import (
     ADVISORIES,
@@ -64,6 +65,10 @@ class ServiceUser:
     buckets: tuple[Bucket, ...] = ()
     limits: bool = False  # shared rate-limit counters (switchboard_runtime.limits)
     event_sourced: bool = False  # replays its own stream by batch direct get
+    # Request-reply (ADR 0022): subjects it answers (subscribes to, and may publish the
+    # replies to its callers' inboxes) and subjects it sends requests to.
+    serves: tuple[str, ...] = ()
+    requests: tuple[str, ...] = ()
 
     def subjects(self) -> list[str]:
         allow: list[str] = []
@@ -93,7 +98,21 @@ class ServiceUser:
             allow += [f"limits.{self.name}.>", *_stream_api(counters, "INFO", "CREATE", "UPDATE")]
         for bucket in self.buckets:
             allow += _bucket_api(bucket)
+        allow += self.requests
         return list(dict.fromkeys(allow))
+
+    def permissions(self) -> str:
+        """The user's ``permissions`` block."""
+        subscribe = ", ".join(f'"{s}"' for s in (f"_INBOX_{self.name}.>", *self.serves))
+        # A server answers its callers' requests without naming their inboxes: one reply each.
+        responses = "\n        allow_responses: { max: 1 }" if self.serves else ""
+        return f"""\
+      permissions: {{
+        publish: {{ allow: [
+{_quoted(self.subjects())}
+        ] }}
+        subscribe: {{ allow: [{subscribe}] }}{responses}
+      }}"""
 
     def _runtime_consumers(self) -> Iterable[ConsumerSpec]:
         for spec in self.consumers:
@@ -145,7 +164,8 @@ USERS = (
     ServiceUser("conversation", CONVERSATION, (GATEWAY, AGENT, TRANSCRIPTION), (
         *conversation.main.INBOUND_PARTITIONED, conversation.main.INBOUND_UNPARTITIONED,
         conversation.main.REPLIES, conversation.main.TRANSCRIPTS, conversation.main.TIMERS,
-    ), event_sourced=True, buckets=(DIRECTORY, Bucket(VIEW_BUCKET, write=True, create=True))),
+    ), event_sourced=True, buckets=(DIRECTORY, Bucket(VIEW_BUCKET, write=True, create=True)),
+        serves=(f"{COMMAND_SUBJECT_PREFIX}.*",)),
     ServiceUser("transcription", TRANSCRIPTION, (CONVERSATION,), (requests_spec(1),),
                 buckets=(DIRECTORY,)),
     ServiceUser("agent", AGENT, (CONVERSATION,), (agent.main.REPLIES,),
@@ -157,7 +177,8 @@ USERS = (
         Bucket(LEASES_BUCKET, write=True, create=True),
     )),
     ServiceUser("projection", None, tuple(s for s in PROJECTED if s is not DEADLETTER), (),
-                raw_consumers=tuple((s.name, durable_for(s.name)) for s in PROJECTED)),
+                raw_consumers=tuple((s.name, durable_for(s.name)) for s in PROJECTED),
+                requests=(f"{COMMAND_SUBJECT_PREFIX}.*",)),
 )
 
 HEADER = """\
@@ -188,12 +209,7 @@ def render() -> str:
     {{
       user: {user.name}
       password: $SB_NATS_{user.name.upper()}_PASSWORD
-      permissions: {{
-        publish: {{ allow: [
-{_quoted(user.subjects())}
-        ] }}
-        subscribe: {{ allow: ["_INBOX_{user.name}.>"] }}
-      }}
+{user.permissions()}
     }}""")
     blocks.append("""\
     { user: operator, password: $SB_NATS_OPERATOR_PASSWORD }""")

@@ -22,6 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig
 from switchboard_contracts import Envelope
+from switchboard_contracts.commands import COMMAND_QUEUE, COMMAND_SUBJECT_PREFIX, command_subject
 from switchboard_contracts.conversation_view import VIEW_BUCKET
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.events.gateway import InboundMessageReceived
@@ -250,3 +251,26 @@ async def test_an_operators_cli_connects_as_the_user_of_its_environment(connect,
                                      env=env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert "0 dead letter(s)" in listed.stdout
+
+
+async def test_operator_commands_go_from_the_projection_to_the_conversation_only(connect) -> None:  # type: ignore[no-untyped-def]
+    """ADR 0022: the projection's operator API asks, the conversation answers; no other service
+    may send a command, nor listen to them."""
+    subject = command_subject("tenant-a")
+    conversation = await connect("conversation")
+
+    async def answer(msg) -> None:  # type: ignore[no-untyped-def]
+        await msg.respond(b'{"accepted": true}')
+
+    await conversation.nc.subscribe(f"{COMMAND_SUBJECT_PREFIX}.*", queue=COMMAND_QUEUE,
+                                    cb=answer)
+    await conversation.nc.flush()
+    projection = await connect("projection")
+    reply = await projection.nc.request(subject, b"{}", timeout=5.0)
+    assert reply.data == b'{"accepted": true}'
+
+    agent_user = await connect("agent")
+    await agent_user.nc.publish(subject, b"{}")
+    await agent_user.refused(f'publish to "{subject}"')
+    await agent_user.nc.subscribe(f"{COMMAND_SUBJECT_PREFIX}.>")
+    await agent_user.refused(f'subscription to "{COMMAND_SUBJECT_PREFIX}.>"')

@@ -112,8 +112,11 @@ class ReplySuperseded(EventData):
 @registry.register
 class ConversationClosed(EventData):
     TYPE = "ConversationClosed"
+    VERSION = "1.1"
     reason: str  # "idle", "operator"
     session: int
+    command_id: str | None = None
+    """1.1: the operator command that closed it (reason ``operator``)."""
 
 
 @registry.register
@@ -175,6 +178,8 @@ class HandoffClaimed(EventData):
 
     TYPE = "HandoffClaimed"
     operator_id: str
+    command_id: str | None = None
+    """The operator command (claim or take_over) that claimed it."""
 
 
 @registry.register

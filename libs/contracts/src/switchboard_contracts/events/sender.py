@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from ..envelope import EventData
 from ..registry import registry
 
 
 @registry.register
 class OutboundReplyAccepted(EventData):
-    """First event of a reply's tree: what is to be sent, already split into parts."""
+    """First event of an outbound message's tree: what is to be sent, already split into parts.
+
+    The tree is the agent's reply (``sender.<ReplyGenerated event id>.>``, ``kind`` None) or,
+    since 1.2, something the conversation asked for (``sender.<OutboundMessageRequested event
+    id>.>``, ``kind`` notice, operator or template), sent with the same guarantees."""
 
     TYPE = "OutboundReplyAccepted"
-    VERSION = "1.1"
+    VERSION = "1.2"
     turn: int
     texts: list[str]
     """The parts, in order (each at most 1600 characters)."""
@@ -30,6 +36,25 @@ class OutboundReplyAccepted(EventData):
     turn_started_at: datetime | None = None
     """1.1: the ReplyGenerated's ``turn_started_at`` (kept for the SLO histogram when part 1
     goes out later, after a wait)."""
+    kind: str | None = None
+    """1.2: None for the agent's reply; else the OutboundMessageRequested's kind (``notice``,
+    ``operator``, ``template``), which decides the checks before each part."""
+    purpose: str | None = None
+    """1.2: the request's purpose (``handoff_requested``, ``opted_out``, ``operator_reply``,
+    ``template``, ...)."""
+    after: str | None = None
+    """1.2: the outbound message (reply or request event id) that must have gone out or
+    failed before this one's first part."""
+    media_url: str | None = None
+    """1.2: sent with part 1."""
+    content_sid: str | None = None
+    """1.2: a template (``HX...``): sent as ``ContentSid`` with ``content_variables`` instead
+    of a body (``texts`` then holds one part, the text the request gave, possibly empty)."""
+    content_variables: dict[str, str] = Field(default_factory=dict)
+    template_name: str | None = None
+    """1.2: the tenant's name for ``content_sid``."""
+    operator_id: str | None = None
+    """1.2: the operator who wrote it (kind ``operator``)."""
 
 
 @registry.register

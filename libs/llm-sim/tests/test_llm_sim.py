@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -47,7 +48,9 @@ async def test_requests_are_recorded_with_model_and_messages(sim):
     assert [r["model"] for r in received] == ["gpt-4o-mini", "gpt-4o-mini"]
     assert received[1]["messages"] == [{"role": "system", "content": "Be brief."},
                                        {"role": "user", "content": "second"}]
-    assert all(r["outcome"] == "ok" and r["authorization"] for r in received)
+    assert all(r["outcome"] == "ok" for r in received)
+    assert all(r["authorization"] == "Bearer sk-test" for r in received)
+    assert all(r["base_path"] == "/v1" for r in received)
     sim.reset()
     assert sim.requests() == []
 
@@ -175,3 +178,84 @@ async def test_models_are_listed(sim):
     async with client(sim) as llm:
         models = await llm.models.list()
     assert "gpt-4o-mini" in [m.id for m in models.data]
+
+
+HANDOFF_TOOL = {"type": "function", "function": {
+    "name": "handoff", "description": "Hand the conversation to a person.",
+    "parameters": {"type": "object", "properties": {"reason": {"type": "string"}},
+                   "required": ["reason"]}}}
+
+
+async def test_a_scripted_tool_call_comes_in_openais_wire_format(sim):
+    sim.call_tool("handoff", {"reason": "wants a person"}, text="One moment.")
+    async with client(sim) as llm:
+        completion = await llm.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "a human please"}],
+            tools=[HANDOFF_TOOL])  # type: ignore[list-item]
+        choice = completion.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.content == "One moment."
+        [call] = choice.message.tool_calls or []
+        assert call.type == "function" and call.id.startswith("call_")
+        assert call.function.name == "handoff"  # type: ignore[union-attr]
+        assert json.loads(call.function.arguments) == {"reason": "wants a person"}  # type: ignore[union-attr]
+        # The tool's result goes back as a tool message; the next answer is plain text.
+        again = await llm.chat.completions.create(model="gpt-4o-mini", messages=[
+            {"role": "user", "content": "a human please"},
+            choice.message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "done"},
+        ])
+    assert again.choices[0].finish_reason == "stop" and not again.choices[0].message.tool_calls
+    assert sim.requests()[0]["params"]["tools"] == [HANDOFF_TOOL]
+
+
+async def test_a_tool_call_without_text_has_no_content(sim):
+    sim.call_tool("handoff", {"reason": "r"})
+    completion = await ask(sim)
+    assert completion.choices[0].message.content is None
+    assert completion.choices[0].message.tool_calls
+
+
+async def test_a_scripted_reply_with_match_answers_only_prompts_containing_it(sim):
+    sim.call_tool("handoff", {"reason": "refund"}, match="refund", count=None)
+    plain = await ask(sim, "Is the clinic open?")
+    assert plain.choices[0].finish_reason == "stop"
+    for _ in range(2):  # count None: every matching prompt, until reset
+        matched = await ask(sim, "I want a refund")
+        assert matched.choices[0].finish_reason == "tool_calls"
+    sim.reply("first queued wins", count=1)
+    assert (await ask(sim, "refund")).choices[0].finish_reason == "tool_calls"
+    assert (await ask(sim, "other")).choices[0].message.content == "first queued wins"
+
+
+async def test_a_tool_call_streams_as_a_delta(sim):
+    sim.call_tool("handoff", {"reason": "r"})
+    async with client(sim) as llm:
+        stream = await llm.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+        calls, finish = [], None
+        async for chunk in stream:
+            if chunk.choices:
+                calls.extend(chunk.choices[0].delta.tool_calls or [])
+                finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls"
+    [call] = calls
+    assert call.function is not None and call.function.name == "handoff"
+
+
+async def test_each_endpoint_prefix_records_its_base_path_and_key(sim):
+    async with AsyncOpenAI(base_url=sim.base_url_for("tenant-a"), api_key="sk-a",
+                           max_retries=0) as tenant_a:
+        await tenant_a.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert (await tenant_a.models.list()).data
+    await ask(sim)
+    assert [(r["base_path"], r["authorization"]) for r in sim.requests()] == [
+        ("/tenant-a/v1", "Bearer sk-a"), ("/v1", "Bearer sk-test")]
+
+
+def test_a_reply_script_needs_something_to_answer(sim):
+    response = httpx.post(f"{sim.url}/sim/reply", json={"count": 1})
+    assert response.status_code == 422
+    response = httpx.post(f"{sim.url}/sim/reply", json={"text": "a", "length": 3})
+    assert response.status_code == 422

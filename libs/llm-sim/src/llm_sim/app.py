@@ -6,6 +6,10 @@ events when ``stream`` is true, ``usage``), and errors OpenAI's body
 ``openai`` SDK takes its real code paths (``RateLimitError``, ``InternalServerError``,
 ``AuthenticationError``, timeouts...).
 
+It serves them under ``/v1`` and under any prefix (``/<prefix>/v1``), so one simulator plays
+several endpoints (a tenant's own base URL beside the global one) and records, per request,
+the ``base_path`` it came through and its ``Authorization`` header.
+
 Without a script, the answer says it comes from the simulator (``MARKER``, never the agent's
 own development responder's text, so a test can tell which of the two answered) and echoes a
 summary of the last user message. Token counts are estimates (about 4 characters a token).
@@ -17,13 +21,22 @@ import asyncio
 import json
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from .state import DelaySpec, FailureSpec, Queued, ReceivedRequest, ReplySpec, SimState
+from .state import (
+    DelaySpec,
+    FailureSpec,
+    Queued,
+    ReceivedRequest,
+    ReplySpec,
+    SimState,
+    ToolCallSpec,
+)
 
 MARKER = "[llm-sim]"
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
@@ -132,16 +145,30 @@ def _failure(spec: FailureSpec, model: str) -> JSONResponse:
                           headers=headers)
 
 
-def completions_router(state: SimState) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+def prompt_of(messages: list[dict[str, Any]]) -> str:
+    """Every message's text, for matching scripted replies."""
+    return "\n".join(text_of(m.get("content")) for m in messages)
 
-    @router.get("/models")
+
+def wire_tool_calls(calls: list[ToolCallSpec]) -> list[dict[str, Any]]:
+    """OpenAI's ``message.tool_calls``: arguments are a JSON string, as the model writes it."""
+    return [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+             "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}
+            for call in calls]
+
+
+def completions_router(state: SimState) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v1/models")
+    @router.get("/{prefix:path}/v1/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [
             {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "llm-sim"}
             for m in MODELS]}
 
-    @router.post("/chat/completions", response_model=None)
+    @router.post("/v1/chat/completions", response_model=None)
+    @router.post("/{prefix:path}/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> Response:
         authorization = request.headers.get("authorization")
         if state.api_key is not None and authorization != f"Bearer {state.api_key}":
@@ -160,7 +187,8 @@ def completions_router(state: SimState) -> APIRouter:
         messages: list[dict[str, Any]] = body["messages"]
         stream = bool(body.get("stream"))
         received = ReceivedRequest(
-            model=model, messages=messages, stream=stream, authorization=bool(authorization),
+            model=model, messages=messages, stream=stream, authorization=authorization,
+            base_path=request.url.path.removesuffix("/chat/completions"),
             received_at=time.time(),
             params={k: v for k, v in body.items() if k not in ("model", "messages")},
         )
@@ -172,19 +200,26 @@ def completions_router(state: SimState) -> APIRouter:
         # Everything is decided on arrival: a request still sleeping when the next test has
         # scripted its own answer must not take that answer.
         delay = state.take_delay()
-        script = state.take_reply()
+        script = state.take_reply(prompt_of(messages))
         if delay:
             await asyncio.sleep(delay)
-        text = default_reply(messages)
+        text: str | None = default_reply(messages)
+        tool_calls: list[dict[str, Any]] = []
         if script is not None:
-            text = script.text if script.text is not None else text_of_length(script.length or 1)
-        finish_reason = "stop"
+            text = script.text
+            if script.length is not None:
+                text = text_of_length(script.length)
+            tool_calls = wire_tool_calls(script.tool_calls)
+        finish_reason = "tool_calls" if tool_calls else "stop"
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
+        if (text is not None and isinstance(limit, int) and limit > 0
+                and estimate_tokens(text) > limit):
             text, finish_reason = text[: limit * 4], "length"
+        completion_tokens = estimate_tokens(
+            (text or "") + "".join(c["function"]["arguments"] for c in tool_calls))
         prompt_tokens = sum(estimate_tokens(text_of(m.get("content"))) + 4 for m in messages) + 3
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": estimate_tokens(text),
-                 "total_tokens": prompt_tokens + estimate_tokens(text)}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
         received.outcome = "ok"
         completion_id, created = state.next_id(), int(time.time())
         headers = {"x-request-id": f"req_{completion_id}",
@@ -192,7 +227,7 @@ def completions_router(state: SimState) -> APIRouter:
         if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
-                _chunks(completion_id, created, model, text, finish_reason,
+                _chunks(completion_id, created, model, text, tool_calls, finish_reason,
                         usage if include_usage else None),
                 media_type="text/event-stream", headers=headers)
         return JSONResponse({
@@ -203,7 +238,8 @@ def completions_router(state: SimState) -> APIRouter:
             "system_fingerprint": "fp_llm_sim",
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": {"role": "assistant", "content": text, "refusal": None,
+                            **({"tool_calls": tool_calls} if tool_calls else {})},
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }],
@@ -213,7 +249,8 @@ def completions_router(state: SimState) -> APIRouter:
     return router
 
 
-async def _chunks(completion_id: str, created: int, model: str, text: str, finish_reason: str,
+async def _chunks(completion_id: str, created: int, model: str, text: str | None,
+                  tool_calls: list[dict[str, Any]], finish_reason: str,
                   usage: dict[str, int] | None) -> AsyncIterator[bytes]:
     def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
@@ -223,8 +260,12 @@ async def _chunks(completion_id: str, created: int, model: str, text: str, finis
 
     yield event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                   "finish_reason": None}])
+    text = text or ""
     for start in range(0, len(text), 24):
         yield event([{"index": 0, "delta": {"content": text[start:start + 24]},
+                      "finish_reason": None}])
+    for index, call in enumerate(tool_calls):  # one delta per call, as OpenAI's first chunk
+        yield event([{"index": 0, "delta": {"tool_calls": [{"index": index, **call}]},
                       "finish_reason": None}])
     yield event([{"index": 0, "delta": {}, "finish_reason": finish_reason}])
     if usage is not None:

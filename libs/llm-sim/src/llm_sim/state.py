@@ -7,8 +7,12 @@ Scripts are queues consumed by the next chat-completion requests, in order:
   times;
 - delays (``POST /sim/delay``): the next ``count`` requests (all, when no count) wait
   ``seconds`` before answering, to play a slow LLM or, past the client's timeout, a hung one;
-- replies (``POST /sim/reply``): a fixed ``text``, or a text of ``length`` characters, for the
-  next ``count`` answers (all, when no count).
+- replies (``POST /sim/reply``): a fixed ``text``, or a text of ``length`` characters, or
+  ``tool_calls`` (each a function ``name`` and its JSON ``arguments``, answered with
+  ``finish_reason: "tool_calls"``, optionally beside a ``text``), for the next ``count``
+  answers (all, when no count). A reply with ``match`` is only taken by a request whose
+  messages contain that substring; the first queued reply a request may take is the one it
+  takes.
 
 A failure is taken before the delay and reply scripts are looked at, so a queued failure
 answers at once.
@@ -38,16 +42,29 @@ class DelaySpec(BaseModel):
     count: int | None = Field(default=None, ge=1)
 
 
+class ToolCallSpec(BaseModel):
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class ReplySpec(BaseModel):
     text: str | None = None
     length: int | None = Field(default=None, ge=1, le=1_000_000)
+    tool_calls: list[ToolCallSpec] = Field(default_factory=list)
+    # Only a request whose messages contain this substring takes the reply.
+    match: str | None = Field(default=None, min_length=1)
     count: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_of(self) -> ReplySpec:
-        if (self.text is None) == (self.length is None):
-            raise ValueError("give exactly one of text and length")
+        if self.text is not None and self.length is not None:
+            raise ValueError("give at most one of text and length")
+        if self.text is None and self.length is None and not self.tool_calls:
+            raise ValueError("give text, length or tool_calls")
         return self
+
+    def matches(self, prompt: str) -> bool:
+        return self.match is None or self.match in prompt
 
 
 @dataclass
@@ -61,7 +78,8 @@ class ReceivedRequest:
     model: str
     messages: list[dict[str, Any]]
     stream: bool
-    authorization: bool
+    authorization: str | None  # the Authorization header as received (which key came)
+    base_path: str  # the path the client was given as base URL, e.g. "/v1" or "/tenant-a/v1"
     received_at: float
     outcome: str = "pending"
     params: dict[str, Any] = field(default_factory=dict)
@@ -69,8 +87,8 @@ class ReceivedRequest:
     def as_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "messages": self.messages, "stream": self.stream,
-            "authorization": self.authorization, "received_at": self.received_at,
-            "outcome": self.outcome, "params": self.params,
+            "authorization": self.authorization, "base_path": self.base_path,
+            "received_at": self.received_at, "outcome": self.outcome, "params": self.params,
         }
 
 
@@ -97,15 +115,15 @@ class SimState:
         self.requests.append(request)
 
     @staticmethod
-    def _take(queue: list[Queued]) -> Any | None:
-        if not queue:
+    def _take(queue: list[Queued], index: int = 0) -> Any | None:
+        if index >= len(queue):
             return None
-        head = queue[0]
-        if head.remaining is not None:
-            head.remaining -= 1
-            if head.remaining <= 0:
-                queue.pop(0)
-        return head.spec
+        taken = queue[index]
+        if taken.remaining is not None:
+            taken.remaining -= 1
+            if taken.remaining <= 0:
+                queue.pop(index)
+        return taken.spec
 
     def take_failure(self) -> FailureSpec | None:
         spec: FailureSpec | None = self._take(self.failures)
@@ -115,8 +133,11 @@ class SimState:
         spec: DelaySpec | None = self._take(self.delays)
         return spec.seconds if spec else 0.0
 
-    def take_reply(self) -> ReplySpec | None:
-        spec: ReplySpec | None = self._take(self.replies)
+    def take_reply(self, prompt: str) -> ReplySpec | None:
+        """The first queued reply whose ``match`` (if any) is in ``prompt``."""
+        index = next((i for i, q in enumerate(self.replies) if q.spec.matches(prompt)),
+                     len(self.replies))
+        spec: ReplySpec | None = self._take(self.replies, index)
         return spec
 
     def script(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
     with run_llm_sim() as llm:
         client = AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
         llm.fail("429", retry_after_s=1)
+        llm.call_tool("handoff", {"reason": "asks for a refund"}, match="refund")
         ...
         assert llm.requests()[0]["model"] == "gpt-4o-mini"
 
@@ -33,6 +34,11 @@ class RunningLLMSim:
         """What to give the OpenAI SDK (``base_url``) or ``OPENAI_BASE_URL``."""
         return f"{self.url}/v1"
 
+    def base_url_for(self, prefix: str) -> str:
+        """Another endpoint on the same server (``/<prefix>/v1``): requests record it as
+        their ``base_path``, so a test tells which endpoint received which key."""
+        return f"{self.url}/{prefix.strip('/')}/v1"
+
     def _post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(f"{self.url}/sim{path}", json=body, timeout=10)
         response.raise_for_status()
@@ -52,13 +58,25 @@ class RunningLLMSim:
         return self._post("/delay", {"seconds": seconds, "count": count})
 
     def reply(self, text: str | None = None, *, length: int | None = None,
-              count: int | None = None) -> dict[str, Any]:
+              count: int | None = None, match: str | None = None) -> dict[str, Any]:
         """The next ``count`` answers (all until reset, when None) are ``text``, or a text of
-        ``length`` characters."""
-        return self._post("/reply", {"text": text, "length": length, "count": count})
+        ``length`` characters; with ``match``, only answers to prompts containing it."""
+        return self._post("/reply", {"text": text, "length": length, "count": count,
+                                     "match": match})
+
+    def call_tool(self, name: str, arguments: dict[str, Any] | None = None, *,
+                  text: str | None = None, count: int | None = 1,
+                  match: str | None = None) -> dict[str, Any]:
+        """The next ``count`` answers (all until reset, when None; with ``match``, to prompts
+        containing it) call the function ``name`` with ``arguments`` (``finish_reason``
+        ``"tool_calls"``), beside ``text`` if given."""
+        return self._post("/reply", {
+            "text": text, "count": count, "match": match,
+            "tool_calls": [{"name": name, "arguments": arguments or {}}]})
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every chat-completion request received: model, messages, params, outcome..."""
+        """Every chat-completion request received: model, messages, params, outcome,
+        ``authorization`` (the header) and ``base_path`` ("/v1", "/<prefix>/v1")."""
         response = httpx.get(f"{self.url}/sim/requests", timeout=10)
         response.raise_for_status()
         found: list[dict[str, Any]] = response.json()["requests"]

@@ -24,11 +24,18 @@ from switchboard_contracts.events.conversation import (
     ContextMessage,
     ConversationClosed,
     ConversationStarted,
+    HandoffClaimed,
+    HandoffExpired,
+    HandoffReleased,
+    HandoffRequested,
     IdleCheckDue,
+    OutboundMessageRequested,
     ReplyRequested,
     TranscriptAppended,
     TranscriptionRequested,
     UserMessageAppended,
+    UserOptedIn,
+    UserOptedOut,
 )
 from switchboard_contracts.events.gateway import (
     DeliveryStatusReported,
@@ -127,7 +134,83 @@ class ConversationScript:
         self._emit(CONVERSATION, ConversationClosed(reason="idle", session=self._session), fired)
         self._open = False
 
+    # -- people in the loop (ADR 0022) -------------------------------------------------------
+    def ask_for_person(self, body: str = "human") -> str:
+        """The user writes a handoff keyword: the conversation waits for a person and tells
+        the user so (a notice, sent)."""
+        sid, _, appended = self._user_message(body, [])
+        self.handoff("user", reason=body.lower(), cause=appended)
+        self.outbound("notice", "handoff_requested", text="A person will answer you shortly.")
+        return sid
+
+    def handoff(self, source: str, *, reason: str | None = None,
+                operator_id: str | None = None, cause: Envelope | None = None) -> None:
+        self._emit(CONVERSATION, HandoffRequested(
+            source=source, reason=reason, operator_id=operator_id, turn=self._turn),
+            cause or self.events[-1].envelope)
+
+    def claim(self, operator_id: str) -> None:
+        self._emit(CONVERSATION, HandoffClaimed(operator_id=operator_id),
+                   self.events[-1].envelope)
+
+    def release(self, reason: str = "operator", operator_id: str | None = None) -> None:
+        self._emit(CONVERSATION, HandoffReleased(reason=reason, operator_id=operator_id),
+                   self.events[-1].envelope)
+
+    def expire(self, outcome: str) -> None:
+        self._emit(CONVERSATION, HandoffExpired(outcome=outcome), self.events[-1].envelope)
+        if outcome == "bot":
+            self.release("unclaimed")
+
+    def opt_out(self, body: str = "STOP") -> str:
+        sid, _, appended = self._user_message(body, [])
+        self._emit(CONVERSATION, UserOptedOut(message_sid=sid, keyword=body.lower()), appended)
+        self.outbound("notice", "opted_out", text="You will receive no more messages.")
+        return sid
+
+    def opt_in(self, body: str = "START") -> str:
+        sid, _, appended = self._user_message(body, [])
+        self._emit(CONVERSATION, UserOptedIn(message_sid=sid, keyword=body.lower()), appended)
+        return sid
+
+    def outbound(self, kind: str, purpose: str, *, text: str = "",
+                 operator_id: str | None = None, template: tuple[str, str] | None = None,
+                 variables: dict[str, str] | None = None, media_url: str | None = None,
+                 statuses: Sequence[str] = ("sent", "delivered")) -> str:
+        """Something the conversation asks the sender for (``template``: its name and
+        ContentSid), sent in one part; its id."""
+        request = self._emit(CONVERSATION, OutboundMessageRequested(
+            kind=kind, purpose=purpose, turn=self._turn, text=text, media_url=media_url,
+            template_name=template[0] if template else None,
+            content_sid=template[1] if template else None,
+            content_variables=variables or {}, operator_id=operator_id,
+            user_address=self.user_address, business_address=self.business_address,
+            account_sid=self.account_sid), self.events[-1].envelope)
+        self._send(request, [text or (template[0] if template else "")], statuses)
+        return str(request.event_id)
+
+    def agent_hands_off(self, body: str, *, reason: str) -> str:
+        """The LLM calls its handoff tool: its reply is withheld, the conversation waits for
+        a person."""
+        sid, _, appended = self._user_message(body, [])
+        generated = self._generate(sid, appended, "", handoff_reason=reason)
+        self.handoff("agent", reason=reason, cause=generated)
+        return sid
+
     # -- steps -------------------------------------------------------------------------------
+    def _generate(self, sid: str, cause: Envelope, text: str,
+                  handoff_reason: str | None = None) -> Envelope:
+        requested = self._emit(CONVERSATION, ReplyRequested(
+            turn=self._turn, message_sids=[sid], context=list(self._history),
+            user_address=self.user_address, business_address=self.business_address,
+            account_sid=self.account_sid), cause)
+        self._idle_timer(requested)
+        return self._emit(AGENT, ReplyGenerated(
+            turn=self._turn, text=text, model="gpt-4o-mini",
+            usage=TokenUsage(prompt_tokens=120, completion_tokens=30), latency_ms=850.0,
+            user_address=self.user_address, business_address=self.business_address,
+            account_sid=self.account_sid, handoff_reason=handoff_reason), requested)
+
     def _user_message(self, body: str, media: list[Media]
                       ) -> tuple[str, Envelope, Envelope]:
         sid = "SM" + self._id("sid").hex
@@ -152,16 +235,7 @@ class ConversationScript:
 
     def _answer(self, sid: str, cause: Envelope, text: str, parts: int,
                 statuses: Sequence[str]) -> None:
-        requested = self._emit(CONVERSATION, ReplyRequested(
-            turn=self._turn, message_sids=[sid], context=list(self._history),
-            user_address=self.user_address, business_address=self.business_address,
-            account_sid=self.account_sid), cause)
-        self._idle_timer(requested)
-        generated = self._emit(AGENT, ReplyGenerated(
-            turn=self._turn, text=text, model="gpt-4o-mini",
-            usage=TokenUsage(prompt_tokens=120, completion_tokens=30), latency_ms=850.0,
-            user_address=self.user_address, business_address=self.business_address,
-            account_sid=self.account_sid), requested)
+        generated = self._generate(sid, cause, text)
         self._emit(CONVERSATION, AssistantMessageAppended(
             turn=self._turn, text=text, fallback=False, reply_event_id=str(generated.event_id)),
             generated)

@@ -64,6 +64,10 @@ async def test_a_text_conversation(projection: Service, js: JetStreamContext,
         "user_messages": 1, "assistant_messages": 1,
         "created_at": conversation_events[0].occurred_at,
         "updated_at": conversation_events[-1].occurred_at,
+        # Never handed to a person, never opted out (test_handoff_read_models.py).
+        "mode": None, "operator_id": None, "mode_seq": None, "waiting_since": None,
+        "handoff_source": None, "handoff_reason": None, "handoff_seq": None,
+        "handoff_expired_at": None, "opted_out": None, "opted_out_at": None, "opt_seq": None,
     }
 
     user_row, reply_row = await rows(pool, "SELECT * FROM messages ORDER BY created_at")

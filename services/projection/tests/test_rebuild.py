@@ -17,6 +17,16 @@ async def test_rebuild_while_running_yields_identical_content(
     ada = ConversationScript("clinic", "whatsapp:+447700900001", start=START)
     ada.text_message("Can I book a cleaning?", reply="Sure, which day suits you?", parts=2)
     ada.voice_note("Thursday please", reply="Booked for Thursday.")
+    # People in the loop: a handoff by the LLM, claimed, answered, a template, released; an
+    # opt-out and back in (ADR 0022).
+    ada.agent_hands_off("Can I speak to the dentist?", reason="asks for the dentist")
+    ada.claim("ann")
+    ada.outbound("operator", "operator_reply", text="Hi, this is Ann.", operator_id="ann")
+    ada.outbound("template", "template", template=("reminder", "HX" + "b" * 32),
+                 variables={"1": "Thursday"}, operator_id="ann")
+    ada.release(operator_id="ann")
+    ada.opt_out()
+    ada.opt_in()
     ada.close_idle()
     await publish(js, [*ada.events, orphaned_message(ACCOUNT, "whatsapp:+14155550999", START)])
     await js.publish("gateway.InboundMessageReceived", b"not an envelope", stream="GATEWAY")
@@ -24,10 +34,13 @@ async def test_rebuild_while_running_yields_identical_content(
     assert projection.db is not None
     before = await snapshot(projection.db)
     assert before["dead_letters"] and before["orphaned_messages"] and before["message_parts"]
+    [conversation] = before["conversations"]
+    assert conversation["mode_seq"] and conversation["handoff_seq"] and conversation["opt_seq"]
+    assert {m["kind"] for m in before["messages"]} == {None, "notice", "operator", "template"}
 
     # Damage the read models, as a bug or a bad manual fix would: a rebuild repairs them.
     await projection.db.execute("DELETE FROM messages WHERE direction = 'inbound'")
-    await projection.db.execute("UPDATE conversations SET user_messages = 42")
+    await projection.db.execute("UPDATE conversations SET user_messages = 42, mode = 'human'")
     await projection.db.execute(
         "INSERT INTO conversations (conversation_id, tenant_id, created_at, updated_at) "
         "VALUES ('cv-no-event-made-this', 'clinic', now(), now())")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..decoding import DeadLetterFact, EventFact, Fact
 from ..writes import Writes
-from . import conversations, deadletters, messages, orphans, parts, timeline
+from . import conversations, deadletters, messages, modes, orphans, outbound, parts, timeline
 from .base import Applier
 from .timeline import TIMELINE
 
@@ -19,11 +19,11 @@ TABLES = (
 )
 
 APPLIERS: dict[str, list[Applier]] = {}
-for module in (conversations, messages, parts, orphans):
+for module in (conversations, messages, outbound, parts, orphans):
     for event_type, applier in module.APPLIERS.items():
         APPLIERS.setdefault(event_type, []).append(applier)
 # The event types whose payload a read model reads: only those are typed and validated.
-READ_TYPES = frozenset(APPLIERS)
+READ_TYPES = frozenset(APPLIERS) | frozenset(modes.APPLIERS)
 
 
 def project(fact: Fact, writes: Writes) -> None:
@@ -36,6 +36,9 @@ def project(fact: Fact, writes: Writes) -> None:
         if fact.data is not None:
             for applier in APPLIERS.get(envelope.type, ()):
                 applier(envelope, fact.data, subject, writes)
+            sequenced = modes.APPLIERS.get(envelope.type)
+            if sequenced is not None:
+                sequenced(envelope, fact.data, fact.raw.seq, writes)
     elif isinstance(fact, DeadLetterFact):
         deadletters.record(fact.record, writes)
         timeline.record_dead_letter(fact.record, writes)

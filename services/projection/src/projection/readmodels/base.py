@@ -11,6 +11,9 @@ from ..writes import Writes
 
 # (envelope, typed payload, subject, writes): adds the rows the event means.
 Applier = Callable[[Envelope, Any, str, Writes], None]
+# (envelope, typed payload, the event's stream sequence, writes): for state that is the
+# latest of several events, ordered by the stream (a conversation's mode, its opt-out).
+SequencedApplier = Callable[[Envelope, Any, int, Writes], None]
 
 
 def subject_key(subject: str) -> str:

@@ -15,6 +15,7 @@ from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
     ConversationClosed,
     ConversationStarted,
+    OutboundMessageRequested,
     ReplyRequested,
     ReplySuperseded,
     TranscriptAppended,
@@ -32,10 +33,18 @@ CONVERSATIONS = Table("conversations", ("conversation_id",), {
     "closed_at": latest_by("closed_session"), "close_reason": latest_by("closed_session"),
     "last_user_message_at": greatest, "window_expires_at": greatest, "turns": greatest,
     "created_at": least, "updated_at": greatest,
+    # People in the loop (``modes.py``): each group is the latest by the CONVERSATION stream
+    # sequence of the event that set it (the aggregate's own order).
+    "mode": latest_by("mode_seq"), "operator_id": latest_by("mode_seq"), "mode_seq": greatest,
+    "waiting_since": latest_by("handoff_seq"), "handoff_source": latest_by("handoff_seq"),
+    "handoff_reason": latest_by("handoff_seq"), "handoff_seq": greatest,
+    "handoff_expired_at": greatest,
+    "opted_out": latest_by("opt_seq"), "opted_out_at": latest_by("opt_seq"), "opt_seq": greatest,
 })
 
 
-def _upsert(envelope: Envelope, writes: Writes, **values: Any) -> None:
+def upsert_conversation(envelope: Envelope, writes: Writes, **values: Any) -> None:
+    """A fact about the conversation of ``envelope``; shared with ``modes.py``."""
     conversation_id = envelope.conversation_id
     if not conversation_id:
         return
@@ -47,24 +56,24 @@ def _upsert(envelope: Envelope, writes: Writes, **values: Any) -> None:
 
 def activity(envelope: Envelope, writes: Writes) -> None:
     """An event of the conversation: its last activity (needs no payload)."""
-    _upsert(envelope, writes)
+    upsert_conversation(envelope, writes)
 
 
 def started(envelope: Envelope, data: ConversationStarted, _subject: str, writes: Writes) -> None:
-    _upsert(envelope, writes, user_address=data.user_address,
-            business_address=data.business_address, account_sid=data.account_sid,
-            session=data.session, started_at=envelope.occurred_at)
+    upsert_conversation(envelope, writes, user_address=data.user_address,
+                        business_address=data.business_address, account_sid=data.account_sid,
+                        session=data.session, started_at=envelope.occurred_at)
 
 
 def user_message(envelope: Envelope, data: UserMessageAppended, _subject: str, writes: Writes
                  ) -> None:
-    _upsert(envelope, writes, last_user_message_at=data.received_at,
-            window_expires_at=data.received_at + WHATSAPP_WINDOW, turns=data.turn)
+    upsert_conversation(envelope, writes, last_user_message_at=data.received_at,
+                        window_expires_at=data.received_at + WHATSAPP_WINDOW, turns=data.turn)
 
 
 def closed(envelope: Envelope, data: ConversationClosed, _subject: str, writes: Writes) -> None:
-    _upsert(envelope, writes, closed_session=data.session, closed_at=envelope.occurred_at,
-            close_reason=data.reason)
+    upsert_conversation(envelope, writes, closed_session=data.session,
+                        closed_at=envelope.occurred_at, close_reason=data.reason)
 
 
 APPLIERS: dict[str, Applier] = {
@@ -76,5 +85,5 @@ APPLIERS: dict[str, Applier] = {
 # activity: it stays in the timeline only).
 ACTIVITY = frozenset({
     TranscriptionRequested.TYPE, TranscriptAppended.TYPE, ReplyRequested.TYPE,
-    AssistantMessageAppended.TYPE, ReplySuperseded.TYPE,
+    AssistantMessageAppended.TYPE, ReplySuperseded.TYPE, OutboundMessageRequested.TYPE,
 })

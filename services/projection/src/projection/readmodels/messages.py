@@ -37,6 +37,9 @@ MESSAGES = Table("messages", ("message_id",), {
     "generated_at": least, "model": first, "fallback": first, "fallback_reason": first,
     "prompt_tokens": first, "completion_tokens": first, "llm_latency_ms": first,
     "parts": first, "created_at": least, "updated_at": greatest,
+    # What the conversation asked the sender for (``outbound.py``), and a withheld reply.
+    "kind": first, "purpose": first, "operator_id": first, "template_name": first,
+    "content_sid": first, "content_variables": first, "handoff_reason": first,
 })
 
 INBOUND, OUTBOUND = "inbound", "outbound"
@@ -114,6 +117,7 @@ def reply(envelope: Envelope, data: ReplyGenerated, _subject: str, writes: Write
                    prompt_tokens=data.usage.prompt_tokens,
                    completion_tokens=data.usage.completion_tokens,
                    llm_latency_ms=data.latency_ms, generated_at=envelope.occurred_at,
+                   handoff_reason=data.handoff_reason,
                    from_address=data.business_address, to_address=data.user_address,
                    account_sid=data.account_sid)
 

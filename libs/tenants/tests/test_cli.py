@@ -87,7 +87,7 @@ async def test_rotate_keys_update_and_sync(
 
     rotated = await run("rotate-keys", env={**env, "SB_TENANT_KEYS": f"{new},{old}"})
     assert rotated.returncode == 0, rotated.stderr
-    assert "1 token" in rotated.stdout
+    assert "1 secret" in rotated.stdout
 
     only_new = {**env, "SB_TENANT_KEYS": new}
     updated = await run("update", "acme", "--model", "gpt-4.1", "--llm-base-url", "",

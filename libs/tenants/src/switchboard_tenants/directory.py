@@ -95,6 +95,18 @@ class TenantDirectory:
         """The tenant's account and decrypted token (for services that call Twilio)."""
         return self._tenants.get(tenant_id)
 
+    def llm_api_key(self, tenant_id: str) -> str | None:
+        """The tenant's own LLM API key, decrypted; None when it has none."""
+        found = self._tenants.get(tenant_id)
+        return found.llm_api_key if found else None
+
+    def webhook(self, tenant_id: str) -> tuple[str, str] | None:
+        """The tenant's webhook (URL, decrypted signing secret); None when it has none."""
+        found = self._tenants.get(tenant_id)
+        if found is None or not found.tenant.webhook_url or found.webhook_secret is None:
+            return None
+        return found.tenant.webhook_url, found.webhook_secret
+
     # -- following the bucket ----------------------------------------------------------------
     async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
         async for entry in watcher:
@@ -125,12 +137,19 @@ class TenantDirectory:
     def _decrypted(self, value: bytes) -> TenantRoute:
         record = TenantRecord.model_validate_json(value)
         try:
-            token = self._cipher.decrypt(record.auth_token_encrypted)
+            return TenantRoute(
+                record.tenant_id, record.account_sid,
+                self._cipher.decrypt(record.auth_token_encrypted), record,
+                llm_api_key=self._decrypt_optional(record.llm_api_key_encrypted),
+                webhook_secret=self._decrypt_optional(record.webhook_secret_encrypted),
+            )
         except TokenDecryptError:
-            log.error("tenant auth token not decryptable: check SB_TENANT_KEYS",
+            log.error("tenant secrets not decryptable: check SB_TENANT_KEYS",
                       tenant_id=record.tenant_id)
             raise
-        return TenantRoute(record.tenant_id, record.account_sid, token, record)
+
+    def _decrypt_optional(self, encrypted: str | None) -> str | None:
+        return None if encrypted is None else self._cipher.decrypt(encrypted)
 
 
 async def attach_directory(service: Service, cipher: TokenCipher) -> TenantDirectory:

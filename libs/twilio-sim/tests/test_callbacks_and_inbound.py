@@ -6,7 +6,7 @@ import time
 import httpx
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio_sim import Account, Number, SimConfig
+from twilio_sim import Account, Number, SimConfig, Template
 from twilio_sim.sdk import simulator_http_client
 from twilio_sim.testing import RunningSimulator, run_simulator
 
@@ -59,6 +59,7 @@ def test_enforced_window_opens_with_an_inbound_message(ids, receiver) -> None:
         accounts=[Account(sid=ids.account, auth_token=ids.token)],
         numbers=[Number(address=ids.business, account_sid=ids.account,
                         webhook_url=f"{receiver.url}/webhook")],
+        templates=[Template(sid="HX" + "a" * 32, account_sid=ids.account, body="Hello")],
         enforce_window=True,
     )
     with run_simulator(config) as sim:

@@ -19,6 +19,12 @@ router = APIRouter(prefix="/sim")
 MAX_WAIT_S = 60.0
 
 
+class LastInbound(BaseModel):
+    user: str
+    number: str
+    age_s: float
+
+
 class MediaUpload(BaseModel):
     content_type: str
     data_b64: str
@@ -72,12 +78,22 @@ async def clear_failures(request: Request) -> dict[str, Any]:
 
 @router.get("/messages")
 async def all_messages(request: Request) -> dict[str, Any]:
-    """Every message (both directions, oldest first) and every create attempt, as recorded."""
+    """Every message (both directions, oldest first; with the ContentSid, variables and
+    template name it was sent with) and every create attempt, as recorded."""
     state = get_simulator(request).state
     return {
-        "messages": [m.resource() for m in state.messages.values()],
+        "messages": [m.sim_entry() for m in state.messages.values()],
         "attempts": [a.as_json() for a in state.attempts],
     }
+
+
+@router.post("/last-inbound")
+async def set_last_inbound(body: LastInbound, request: Request) -> dict[str, Any]:
+    """Pretend the user last wrote to the number ``age_s`` seconds ago: more than 24 hours
+    closes the WhatsApp window (``enforce_window``) without waiting a day."""
+    state = get_simulator(request).state
+    state.set_last_inbound(body.user, body.number, body.age_s)
+    return {"window_open": state.window_open(body.user, body.number)}
 
 
 @router.post("/reset")

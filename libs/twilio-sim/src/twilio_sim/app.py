@@ -1,4 +1,5 @@
-"""The FastAPI application: Twilio's endpoints, the media CDN and the ``/sim`` admin API."""
+"""The FastAPI application: Twilio's endpoints (Messages, Content), the media CDN and the
+``/sim`` admin API."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from . import admin, media, messages_api
+from . import admin, content_api, media, messages_api
 from .config import SimConfig
 from .errors import TwilioError
 from .simulator import Simulator
@@ -30,6 +31,7 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
         return exc.response()
 
     app.include_router(messages_api.router)
+    app.include_router(content_api.router)
     app.include_router(media.router)
     app.include_router(admin.router)
     return app

@@ -92,5 +92,24 @@ class SimClient:
         )
         return answer
 
+    async def set_last_inbound(self, user: str, number: str, age_s: float) -> bool:
+        """The user last wrote to the number ``age_s`` seconds ago; answers whether the
+        24-hour window is open now."""
+        answer = await self._call("POST", "/sim/last-inbound",
+                                  json={"user": user, "number": number, "age_s": age_s})
+        return bool(answer["window_open"])
+
+    async def create_template(
+        self, account_sid: str, auth_token: str, name: str, body: str, *,
+        language: str = "en", variables: dict[str, str] | None = None,
+    ) -> str:
+        """Register a text template through the Content API, as the account itself would
+        (``client.content.v1.contents.create``); answers its ContentSid (``HX...``)."""
+        answer = await self._call("POST", "/v1/Content", auth=(account_sid, auth_token), json={
+            "friendly_name": name, "language": language, "variables": variables or {},
+            "types": {"twilio/text": {"body": body}},
+        })
+        return str(answer["sid"])
+
     async def reset(self) -> None:
         await self._call("POST", "/sim/reset")

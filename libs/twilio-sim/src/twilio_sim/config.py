@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, field_validator
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
 
 
@@ -66,6 +67,32 @@ class Number(BaseModel):
         return value
 
 
+class Template(BaseModel):
+    """An approved WhatsApp template (a Content API resource with a ``twilio/text`` type) of
+    one account: its body has ``{{1}}``-style placeholders, filled from ``ContentVariables``
+    (or ``variables``, the defaults) when a message is sent with its ``ContentSid``."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str = ""
+    language: str = "en"
+    body: str
+    variables: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("sid")
+    @classmethod
+    def _content_sid(cls, value: str) -> str:
+        if not CONTENT_SID.match(value):
+            raise ValueError("a ContentSid is 'HX' followed by 32 hex digits")
+        return value
+
+    def render(self, variables: dict[str, str]) -> str:
+        """The body with each ``{{key}}`` replaced (a given value, else the default)."""
+        values = {**self.variables, **variables}
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}",
+                      lambda m: values.get(m.group(1), m.group(0)), self.body)
+
+
 class StatusDelays(BaseModel):
     """Seconds between a create and each status callback (sent, then delivered, then read)."""
 
@@ -77,11 +104,14 @@ class StatusDelays(BaseModel):
 class SimConfig(BaseModel):
     accounts: list[Account] = Field(default_factory=list)
     numbers: list[Number] = Field(default_factory=list)
+    # Approved templates (ContentSids) per account; more through the Content API.
+    templates: list[Template] = Field(default_factory=list)
     # Base of media URLs; None means the URL the admin call came in on.
     public_url: str | None = None
     status_delays: StatusDelays = Field(default_factory=StatusDelays)
     read_receipts: bool = True
-    # Fail free-form sends with 63016 when the user wrote nothing in the last 24 hours.
+    # Fail free-form sends (no ContentSid) with 63016 when the user wrote nothing to that
+    # number in the last window_s: the message is created, then fails, as Twilio does.
     enforce_window: bool = False
     window_s: float = 24 * 3600
     # Fresh media answers 404 this many times first, as Twilio's media store sometimes does.

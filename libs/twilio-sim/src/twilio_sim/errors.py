@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 MESSAGES: dict[int, str] = {
+    20001: "Invalid request",
     20003: "Authenticate",
     20404: "The requested resource was not found",
     20429: "Too Many Requests",
@@ -15,6 +16,9 @@ MESSAGES: dict[int, str] = {
     21603: "A 'From' phone number is required.",
     21604: "A 'To' phone number is required.",
     21617: "The concatenated message body exceeds the 1600 character limit.",
+    21654: "ContentSid Required",
+    21655: "The ContentSid is Invalid",
+    21656: "The ContentVariables Parameter is invalid",
     21705: "The Messaging Service Sid is invalid.",
     21910: "Invalid From and To pair. From and To should be of the same channel",
     63007: "Twilio could not find a Channel with the specified From address",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -10,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from .config import WHATSAPP_ADDRESS
+from .config import WHATSAPP_ADDRESS, Template
 from .errors import TwilioError
 from .failures import ERROR_CODES, FailureSpec
 from .lifecycle import run_lifecycle
@@ -64,13 +65,17 @@ def draft_message(
     if sender is None:
         raise TwilioError(400, 63007)
     body, content_sid = form.get("Body", ""), form.get("ContentSid") or None
-    if not body and not media_urls and content_sid is None:
+    template: Template | None = None
+    variables: dict[str, str] = {}
+    if content_sid is not None:
+        template, variables = _template(state, account_sid, content_sid, form)
+        body = template.render(variables)  # Twilio renders it: Body is not used
+    elif form.get("ContentVariables"):
+        raise TwilioError(400, 21654)
+    if not body and not media_urls:
         raise TwilioError(400, 21602)
     if len(body) > BODY_LIMIT:
         raise TwilioError(400, 21617)
-    if content_sid is not None and not body:
-        # No templates here: show which one was asked for, and with what.
-        body = f"[template {content_sid}] {form.get('ContentVariables', '')}".strip()
     return Message(
         sid=new_sid("MM" if media_urls else "SM"),
         account_sid=account_sid,
@@ -83,7 +88,26 @@ def draft_message(
         media_urls=media_urls,
         status_callback=form.get("StatusCallback") or None,
         content_sid=content_sid,
+        content_variables=variables,
+        template_name=template.friendly_name if template else None,
     )
+
+
+def _template(state: SimState, account_sid: str, content_sid: str, form: dict[str, str]
+              ) -> tuple[Template, dict[str, str]]:
+    """The account's template and the variables to fill it with, or Twilio's error: 21655
+    for a ContentSid that is malformed, unknown or another account's, 21656 for variables
+    that are not a JSON object of strings."""
+    template = state.template_of(account_sid, content_sid)
+    if template is None:
+        raise TwilioError(400, 21655)
+    try:
+        variables = json.loads(form.get("ContentVariables") or "{}")
+    except json.JSONDecodeError:
+        raise TwilioError(400, 21656) from None
+    if not isinstance(variables, dict):
+        raise TwilioError(400, 21656)
+    return template, {str(k): str(v) for k, v in variables.items()}
 
 
 def scripted_error(failure: FailureSpec, to: str) -> TwilioError:

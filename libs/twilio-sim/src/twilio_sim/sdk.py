@@ -7,7 +7,8 @@
     client.messages.create(to=..., from_=..., body=...)
 
 Every request keeps the SDK's own code path (serialization, auth, error parsing); only
-``https://api.twilio.com`` in the URL becomes the simulator's base URL.
+``https://api.twilio.com`` (Messages) or ``https://content.twilio.com`` (Content API) in the
+URL becomes the simulator's base URL.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 
-TWILIO_API = "https://api.twilio.com"
+# The simulator serves each host's paths as they are (/2010-04-01/..., /v1/Content...).
+TWILIO_HOSTS = ("https://api.twilio.com", "https://content.twilio.com")
 
 
 def _rewrite(url: str, base_url: str) -> str:
-    return base_url.rstrip("/") + url[len(TWILIO_API):] if url.startswith(TWILIO_API) else url
+    for host in TWILIO_HOSTS:
+        if url.startswith(host):
+            return base_url.rstrip("/") + url[len(host):]
+    return url
 
 
 class SimulatorHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio is untyped

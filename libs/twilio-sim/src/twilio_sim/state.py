@@ -1,4 +1,5 @@
-"""The simulator's memory: accounts, numbers, messages, create attempts, media, inbound webhooks.
+"""The simulator's memory: accounts, numbers, templates, messages, create attempts, media,
+inbound webhooks.
 
 Everything runs on the server's event loop, so plain dicts need no locks. Each change to a
 message takes the next value of one counter (``seq``), which is the inbox cursor.
@@ -11,10 +12,10 @@ import base64
 import binascii
 import hmac
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from .config import Account, Number, SimConfig
+from .config import Account, Number, SimConfig, Template
 from .failures import FailureQueue
 from .sids import rfc2822, utcnow
 
@@ -34,6 +35,8 @@ class Message:
     media_urls: list[str] = field(default_factory=list)
     status_callback: str | None = None
     content_sid: str | None = None
+    content_variables: dict[str, str] = field(default_factory=dict)
+    template_name: str | None = None
     date_created: datetime = field(default_factory=utcnow)
     date_updated: datetime = field(default_factory=utcnow)
     date_sent: datetime | None = None
@@ -81,7 +84,14 @@ class Message:
             "error_code": self.error_code,
             "date_created": rfc2822(self.date_created),
             "seq": self.seq,
+            "content_sid": self.content_sid,
+            "template": self.template_name,
         }
+
+    def sim_entry(self) -> dict[str, Any]:
+        """The resource plus what Twilio does not show on it: the template it was sent with."""
+        return {**self.resource(), "content_sid": self.content_sid,
+                "content_variables": self.content_variables, "template": self.template_name}
 
 
 @dataclass
@@ -138,6 +148,7 @@ class SimState:
         self.config = config
         self.accounts: dict[str, Account] = {}
         self.numbers: dict[str, Number] = {}
+        self.templates: dict[str, Template] = {}
         self.messages: dict[str, Message] = {}
         self.attempts: list[Attempt] = []
         self.media: dict[str, Media] = {}
@@ -151,6 +162,8 @@ class SimState:
             self.add_account(account)
         for number in config.numbers:
             self.add_number(number)
+        for template in config.templates:
+            self.add_template(template)
 
     def add_account(self, account: Account) -> None:
         self.accounts[account.sid] = account
@@ -160,8 +173,19 @@ class SimState:
             raise ValueError(f"unknown account {number.account_sid}")
         self.numbers[number.address] = number
 
+    def add_template(self, template: Template) -> None:
+        if template.account_sid not in self.accounts:
+            raise ValueError(f"unknown account {template.account_sid}")
+        self.templates[template.sid] = template
+
+    def template_of(self, account_sid: str, content_sid: str) -> Template | None:
+        """The account's template with this sid; None for another account's (Twilio: 21655)."""
+        found = self.templates.get(content_sid)
+        return found if found is not None and found.account_sid == account_sid else None
+
     def reset(self) -> None:
-        """Forget traffic (messages, attempts, media, failures), keep accounts and numbers."""
+        """Forget traffic (messages, attempts, media, failures), keep accounts, numbers and
+        templates."""
         self.messages.clear()
         self.attempts.clear()
         self.media.clear()
@@ -173,14 +197,21 @@ class SimState:
     def authenticates(self, account_sid: str, authorization: str | None) -> bool:
         """HTTP basic auth as AccountSid:AuthToken, or as an API key sid:secret of the account."""
         account = self.accounts.get(account_sid)
-        if account is None or not authorization or not authorization.startswith("Basic "):
+        if account is None:
             return False
-        try:
-            user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
+        user, password = _basic_credentials(authorization)
         expected = account.auth_token if user == account_sid else account.api_keys.get(user)
         return expected is not None and hmac.compare_digest(password, expected)
+
+    def account_of(self, authorization: str | None) -> str | None:
+        """The account that basic credentials authenticate (APIs without the AccountSid in
+        their path, like the Content API): by its sid and token, or one of its API keys."""
+        user, _ = _basic_credentials(authorization)
+        for account in self.accounts.values():
+            if (user == account.sid or user in account.api_keys) and self.authenticates(
+                    account.sid, authorization):
+                return account.sid
+        return None
 
     def add_message(self, message: Message) -> None:
         self.messages[message.sid] = message
@@ -224,6 +255,22 @@ class SimState:
         self.attempts.append(attempt)
         return attempt
 
+    def set_last_inbound(self, user: str, number: str, age_s: float) -> None:
+        """Pretend the user last wrote to the number ``age_s`` seconds ago (tests move it into
+        the past to close the 24-hour window)."""
+        self.last_inbound[(user, number)] = utcnow() - timedelta(seconds=age_s)
+
     def window_open(self, user: str, number: str) -> bool:
         last = self.last_inbound.get((user, number))
         return last is not None and (utcnow() - last).total_seconds() < self.config.window_s
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str]:
+    """(user, password) of a basic Authorization header; empty strings when there is none."""
+    if not authorization or not authorization.startswith("Basic "):
+        return "", ""
+    try:
+        user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password

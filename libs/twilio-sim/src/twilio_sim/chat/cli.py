@@ -66,12 +66,20 @@ def _tick(message: dict[str, Any]) -> str:
     return tick
 
 
+def _template(message: dict[str, Any]) -> str:
+    """A template message (sent with a ContentSid) says which template it is."""
+    if not message.get("content_sid"):
+        return ""
+    name = message.get("template") or message["content_sid"]
+    return f" [magenta]template {escape(name)}[/magenta]"
+
+
 def _show(update: Update) -> None:
     message = update.message
     if update.is_new:
         media = "".join(f"\n  [dim]media {escape(url)}[/dim]" for url in message["media_urls"])
-        out.print(f"[bold green]assistant[/bold green] {escape(message['body'])} "
-                  f"{_tick(message)}{media}")
+        out.print(f"[bold green]assistant[/bold green]{_template(message)} "
+                  f"{escape(message['body'])} {_tick(message)}{media}")
     else:
         out.print(f"  [dim]{message['sid'][-6:]}[/dim] {_tick(message)} "
                   f"[dim]{message['status']}[/dim]")

@@ -191,6 +191,8 @@ class HandoffReleased(EventData):
     """``operator`` (released), ``unclaimed`` (nobody claimed it in time and the tenant
     chose the bot), ``closed`` (the conversation was closed)."""
     operator_id: str | None = None
+    command_id: str | None = None
+    """The operator command (release) that released it."""
 
 
 @registry.register

@@ -69,6 +69,9 @@ def _compose(stack: Stack, tenant: demo.Demo, replicas: int) -> dict[str, str]:
         "SB_CHAT_FROM": demo.USER,
         "SB_READ_API_URL": read_api_url,
         "SB_API_KEY": tenant.api_key,
+        # The operator API is the projection's (ADR 0022); switchboard-operator reads these.
+        "SWITCHBOARD_OPERATOR_URL": read_api_url,
+        "SWITCHBOARD_OPERATOR_KEY": tenant.operator_key,
     }
 
 
@@ -132,6 +135,14 @@ def _announce(stack: Stack, settings: dict[str, str], env_file: Path) -> None:
     console.print(f"  read API: {settings['SB_READ_API_URL']}/docs, with the demo tenant's key: "
                   "[cyan]-H \"X-API-Key: $SB_API_KEY\"[/cyan] (from the settings file); "
                   "[cyan]make trace CID=<sid>[/cyan] draws the journey of a message the chat sent")
+    # The key rides in the fragment: the browser never sends it to a server or a log; the
+    # page keeps it in the tab's sessionStorage and takes it out of the address bar.
+    operator_url, operator_key = (settings["SWITCHBOARD_OPERATOR_URL"],
+                                  settings["SWITCHBOARD_OPERATOR_KEY"])
+    inbox = f"{operator_url}/inbox#key={operator_key}"
+    console.print(f"  operator inbox (logged in as {demo.OPERATOR}): {inbox}", soft_wrap=True)
+    console.print("  operator CLI: [cyan].venv/bin/switchboard-operator queue[/cyan] "
+                  "(then show, claim, reply, template, release; it reads the settings file)")
     console.print("[green]Ready.[/green] In another terminal: [cyan]make chat[/cyan] "
                   "(or: [cyan]make chat MESSAGE='hello'[/cyan] for one message). "
                   "Ctrl-C here stops everything.")

@@ -1,5 +1,6 @@
 """The demo tenant ``make run`` creates once and keeps in ``.run/``: an encryption key, a
-Twilio account and token for the simulator, one WhatsApp number and a read-API key."""
+Twilio account and token for the simulator, one WhatsApp number, a read-API key and an
+operator's key (for the inbox page and ``switchboard-operator``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ ACCOUNT_SID = "AC" + "0" * 31 + "1"
 NUMBER = "whatsapp:+14155550100"
 USER = "whatsapp:+14155550101"
 TENANT_ID = "demo"
+OPERATOR = "demo-operator"  # the demo operator's name: its key's label, operator_id in events
 
 
 @dataclass
@@ -32,13 +34,15 @@ class Demo:
     tenant_key: str
     auth_token: str
     api_key: str = ""
+    operator_key: str = ""
 
     @classmethod
     def load_or_create(cls, root: Path) -> Demo:
         path = root / "demo.json"
         if path.exists():
             data = json.loads(path.read_text())
-            return cls(path, data["tenant_key"], data["auth_token"], data.get("api_key", ""))
+            return cls(path, data["tenant_key"], data["auth_token"], data.get("api_key", ""),
+                       data.get("operator_key", ""))
         demo = cls(path, generate_key(), secrets.token_hex(16))
         demo.save()
         return demo
@@ -46,12 +50,13 @@ class Demo:
     def save(self) -> None:
         self.path.write_text(json.dumps({"tenant_key": self.tenant_key,
                                          "auth_token": self.auth_token,
-                                         "api_key": self.api_key}))
+                                         "api_key": self.api_key,
+                                         "operator_key": self.operator_key}))
         self.path.chmod(0o600)
 
     async def register(self, database_url: str, nats_url: str) -> None:
-        """Migrate, add the demo tenant and its read-API key if missing, and publish the
-        tenant directory."""
+        """Migrate, add the demo tenant, its read-API key and its operator's key if missing,
+        and publish the tenant directory."""
         apply_migrations(database_url)
         cipher = TokenCipher([self.tenant_key])
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -67,6 +72,10 @@ class Demo:
                 ))
             if not self.api_key or await tenants.tenant_for_api_key(self.api_key) is None:
                 self.api_key = await tenants.add_api_key(TENANT_ID, "make run")
+                self.save()
+            if not self.operator_key or await tenants.api_key(self.operator_key) is None:
+                self.operator_key = await tenants.add_api_key(TENANT_ID, OPERATOR,
+                                                              role="operator")
                 self.save()
             await tenants.publish_all()
         finally:

@@ -218,10 +218,10 @@ async def test_a_stale_turn_calls_no_llm(js, streams, tenants, make_settings, ll
 
 
 @pytest.mark.parametrize("fields", [{"turn_superseded": True}, {"mode": Mode.HUMAN},
-                                    {"opted_out": True},
+                                    {"mode": Mode.WAITING}, {"opted_out": True},
                                     # a request redelivered after its reply was accepted
                                     {"answered_turn": 1}])
-async def test_a_superseded_answered_human_mode_or_opted_out_turn_calls_no_llm(
+async def test_a_superseded_answered_waiting_human_or_opted_out_turn_calls_no_llm(
         js, streams, tenants, make_settings, llm, fields):
     conversation = new_conversation()
     await start_conversation(js, conversation, **fields)

@@ -108,6 +108,8 @@ def _view(turn: int, **fields: object) -> ConversationView:
     (_view(3), 2, "stale"),  # a newer turn exists
     (_view(3, turn_superseded=True), 3, "stale"),
     (_view(3, mode=Mode.HUMAN), 3, "human_mode"),
+    (_view(3, mode=Mode.WAITING), 3, "waiting_mode"),  # a person was asked for
+    (_view(3, mode=Mode.WAITING), 4, "waiting_mode"),  # also for a turn the view lags behind
     (_view(3, opted_out=True), 3, "opted_out"),
     (_view(3, mode=Mode.HUMAN, opted_out=True), 2, "stale"),
     # Answered turns: the conversation accepted the reply (a request redelivered late).
@@ -151,6 +153,6 @@ async def test_the_reply_carries_the_turns_start_for_the_senders_slo(fallback_re
         update={"turn_started_at": started})
     settings = AgentSettings(nats_url="nats://n")
     handler = ReplyHandler(settings, DevResponder())
-    events = await handler._reply(envelope, request, profile_for(None, settings), "t")
+    events = await handler._reply(envelope, request, profile_for(None, None, settings), "t")
     generated = [e for e in events if isinstance(e, ReplyGenerated)]
     assert [g.turn_started_at for g in generated] == [started]

@@ -4,16 +4,24 @@ Adapters turn every failure into ``TransientLLMError`` (worth another attempt: t
 connection errors, 408/409/429, 5xx, an empty answer) or ``PermanentLLMError`` (401, 403,
 400, 404, 422...: the same request will fail again). The retry policy lives in ``retry.py``;
 the SDK's own retries are off (``max_retries=0``) so that policy is the one in force.
+
+Each request names its ``Endpoint`` (base URL and key, chosen per tenant by
+``credentials.py``); the adapter keeps one SDK client per endpoint. A completion is text, or
+tool calls (``tools.py``) with or without text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, cast
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 import openai
 from openai import AsyncOpenAI, omit
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 from switchboard_runtime.http import retry_after
 
 DEV_MARKER = "[local development responder]"
@@ -37,12 +45,28 @@ class PermanentLLMError(LLMError):
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a completion is asked for, and with which key (kept out of reprs and logs)."""
+
+    base_url: str | None  # None: OpenAI's own
+    api_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     timeout_s: float
-    base_url: str | None = None  # the tenant's own endpoint, if it has one
+    endpoint: Endpoint | None = None  # None: no LLM configured, the development responder
     max_tokens: int | None = None
+    tools: tuple[ChatCompletionToolParam, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON, as the model wrote it
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +75,7 @@ class Completion:
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class ChatModel(Protocol):
@@ -60,30 +85,32 @@ class ChatModel(Protocol):
 
 
 class OpenAIChat:
-    """Chat completions through the ``openai`` SDK; one client per base URL."""
+    """Chat completions through the ``openai`` SDK; one client per (base URL, key)."""
 
-    def __init__(self, api_key: str | None, base_url: str | None = None) -> None:
-        # An OpenAI-compatible server without auth still needs some key for the SDK.
-        self._api_key = api_key or "unused"
-        self._base_url = base_url
-        self._clients: dict[str | None, AsyncOpenAI] = {}
+    def __init__(self) -> None:
+        # A rotated key gets a new client; the old one stays until shutdown (rotations are
+        # rare, and closing it could cut a call in flight).
+        self._clients: dict[Endpoint, AsyncOpenAI] = {}
 
-    def _client(self, base_url: str | None) -> AsyncOpenAI:
-        url = base_url or self._base_url
-        client = self._clients.get(url)
+    def _client(self, endpoint: Endpoint) -> AsyncOpenAI:
+        client = self._clients.get(endpoint)
         if client is None:
-            client = AsyncOpenAI(api_key=self._api_key, base_url=url, max_retries=0)
-            self._clients[url] = client
+            client = AsyncOpenAI(api_key=endpoint.api_key, base_url=endpoint.base_url,
+                                 max_retries=0)
+            self._clients[endpoint] = client
         return client
 
     async def complete(self, request: ChatRequest) -> Completion:
-        client = self._client(request.base_url)
+        if request.endpoint is None:
+            raise PermanentLLMError("no LLM endpoint")
+        client = self._client(request.endpoint)
         try:
             response = await client.chat.completions.create(
                 model=request.model,
                 messages=cast("list[ChatCompletionMessageParam]", request.messages),
                 timeout=request.timeout_s,
                 max_tokens=request.max_tokens or omit,
+                tools=list(request.tools) or omit,
             )
         except openai.APITimeoutError:
             raise TransientLLMError("timeout") from None
@@ -97,16 +124,21 @@ class OpenAIChat:
             raise PermanentLLMError(reason) from None
         except openai.APIResponseValidationError:
             raise TransientLLMError("malformed response") from None
-        text = response.choices[0].message.content if response.choices else None
-        if not text or not text.strip():
+        message = response.choices[0].message if response.choices else None
+        text = (message.content or "").strip() if message else ""
+        calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments)
+                      for c in ((message.tool_calls if message else None) or [])
+                      if isinstance(c, ChatCompletionMessageFunctionToolCall))
+        if not text and not calls:
             finish = response.choices[0].finish_reason if response.choices else None
             raise TransientLLMError(f"empty answer (finish_reason={finish})")
         usage = response.usage
         return Completion(
-            text=text.strip(),
+            text=text,
             model=response.model or request.model,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            tool_calls=calls,
         )
 
     async def aclose(self) -> None:
@@ -120,12 +152,13 @@ class DevResponder:
 
     async def complete(self, request: ChatRequest) -> Completion:
         last = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
+        # It never calls a tool: offered tools are ignored.
         summary = " ".join(last.split())
         if len(summary) > 120:
             summary = summary[:119] + "…"
         text = (f"{DEV_MARKER} No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL). "
                 f"You said: {summary}")
-        prompt = sum(len(m["content"]) for m in request.messages) // 4
+        prompt = sum(len(m.get("content") or "") for m in request.messages) // 4
         return Completion(text=text, model=DEV_MODEL, prompt_tokens=prompt,
                           completion_tokens=len(text) // 4)
 
@@ -134,23 +167,21 @@ class DevResponder:
 
 
 class Routed:
-    """The development responder by default, but a tenant's own endpoint when it has one."""
+    """The request's endpoint, or the development responder for a request without one."""
 
-    def __init__(self, default: ChatModel, endpoints: OpenAIChat) -> None:
-        self._default = default
+    def __init__(self, without_endpoint: ChatModel, endpoints: OpenAIChat) -> None:
+        self._without_endpoint = without_endpoint
         self._endpoints = endpoints
 
     async def complete(self, request: ChatRequest) -> Completion:
-        chosen = self._endpoints if request.base_url else self._default
+        chosen = self._endpoints if request.endpoint else self._without_endpoint
         return await chosen.complete(request)
 
     async def aclose(self) -> None:
-        await self._default.aclose()
+        await self._without_endpoint.aclose()
         await self._endpoints.aclose()
 
 
-def chat_model(api_key: str | None, base_url: str | None) -> ChatModel:
-    """OpenAI (or the configured compatible endpoint), or the development responder."""
-    if api_key or base_url:
-        return OpenAIChat(api_key, base_url)
-    return Routed(DevResponder(), OpenAIChat(None))
+def chat_model() -> ChatModel:
+    """Each request's endpoint through the SDK; the development responder when it has none."""
+    return Routed(DevResponder(), OpenAIChat())

@@ -35,8 +35,7 @@ REPLIES = ConsumerSpec(
 def build(settings: AgentSettings | None = None) -> Service:
     settings = settings or AgentSettings()
     cipher = TokenCipher.from_env()  # fail at start-up, naming the setting
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    chat = chat_model(key, settings.openai_base_url)
+    chat = chat_model()
     handler = ReplyHandler(settings, chat)
     service = Service(settings, owns=(AGENT,), reads=(CONVERSATION,))
     service.app.title = "Switchboard agent"
@@ -51,6 +50,7 @@ def build(settings: AgentSettings | None = None) -> Service:
         handler.connect(Ports(
             view_of=ConversationViews(svc.js).view_of,
             tenant=directory.tenant,
+            llm_api_key=directory.llm_api_key,
             publisher=svc.publisher(AGENT),
         ))
 

@@ -23,7 +23,8 @@ LLM_RETRIES = Counter(
 )
 FALLBACKS = Counter(
     "switchboard_agent_fallbacks_total",
-    "Fallback texts sent: llm_failed, llm_rejected (permanent error), or the request's reason",
+    "Fallback texts sent: llm_failed, llm_rejected (permanent error), tool_rounds_exceeded, "
+    "or the request's reason",
     ["tenant", "reason"],
 )
 LLM_REJECTED = Counter(
@@ -33,11 +34,18 @@ LLM_REJECTED = Counter(
 )
 SKIPPED = Counter(
     "switchboard_agent_requests_skipped_total",
-    "ReplyRequested not answered: stale, answered, human_mode, opted_out, duplicate",
+    "ReplyRequested not answered: stale, answered, waiting_mode, human_mode, opted_out, "
+    "duplicate",
     ["reason"],
 )
 VIEW_MISSING = Counter(
     "switchboard_agent_view_missing_total",
     "ReplyRequested answered without a conversation view (the conversation service had not "
     "written it yet): steady growth means the views are not being written",
+)
+TOOL_CALLS = Counter(
+    "switchboard_agent_tool_calls_total",
+    "Tool calls the LLM made, by tool and outcome: ok, ended_turn, invalid_arguments, "
+    "unknown_tool (tool label 'unknown')",
+    ["tool", "outcome"],
 )

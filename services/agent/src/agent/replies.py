@@ -6,18 +6,22 @@ For each request:
    (``switchboard_contracts.conversation_view``, read from its KV bucket through the
    ``view_of`` port) says the turn is stale (superseded, or a later turn exists and this one
    was not answered, or a later turn was answered), the turn was already answered
-   (``reply_accepted``: the conversation accepted its reply), the conversation is in human
-   mode, or the user opted out. A missing view (the conversation
+   (``reply_accepted``: the conversation accepted its reply), the bot does not answer (a
+   person was asked for, mode waiting, or answers, mode human: ``bot_answers``), or the
+   user opted out. A missing view (the conversation
    service has not written it yet) does not drop the request: the request carries all the
    agent needs (addresses, history), so it is answered, and the sender checks the view again
    before anything goes out.
 2. If the request carries ``fallback_reason`` (a voice note that could not be transcribed),
    answer with the localized fallback text, without the LLM.
-3. Otherwise ask the LLM with the tenant's prompt, model, language and endpoint and the recent
-   history within the token budget (``context.py``), retrying transient failures
-   (``retry.py``). When it gives up, publish ``ReplyFailed`` and then a ``ReplyGenerated``
-   with ``fallback=True`` and the localized "try again later" text, so the user always gets
-   an answer.
+3. Otherwise ask the LLM with the tenant's prompt, model, language and endpoint (and key,
+   ``credentials.py``) and the recent history within the token budget (``context.py``),
+   offering its tools (``tools.py``, within ``AGENT_MAX_TOOL_ROUNDS``, ``tool_rounds.py``)
+   and retrying transient failures (``retry.py``). A ``handoff`` call ends the turn with a
+   ``ReplyGenerated`` whose ``handoff_reason`` is set: the sender never sends it, the
+   conversation hands off. When the LLM gives up, or keeps calling tools past the limit,
+   publish ``ReplyFailed`` and then a ``ReplyGenerated`` with ``fallback=True`` and the
+   localized "try again later" text, so the user always gets an answer.
 
 No double replies: the events of a turn have ``Nats-Msg-Id``s and event ids derived from
 (conversation, turn, type), so a redelivered request's reply is dropped by the AGENT stream's
@@ -41,7 +45,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from switchboard_contracts import Envelope, Event, EventData
-from switchboard_contracts.conversation_view import ConversationView, Mode
+from switchboard_contracts.conversation_view import ConversationView
 from switchboard_contracts.events.agent import ReplyFailed, ReplyGenerated, TokenUsage
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.topology import event_subject
@@ -52,11 +56,14 @@ from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantRecord
 
 from .context import build_messages, system_prompt
+from .credentials import endpoint_for
 from .fallbacks import text_for_reason, unavailable_text
-from .llm import ChatModel, ChatRequest
-from .metrics import FALLBACKS, LLM_REJECTED, LLM_TOKENS, SKIPPED, VIEW_MISSING
-from .retry import LLMGaveUp, RetryPolicy, complete_with_retries
+from .llm import ChatModel, ChatRequest, Endpoint
+from .metrics import FALLBACKS, LLM_REJECTED, SKIPPED, VIEW_MISSING
+from .retry import LLMGaveUp, RetryPolicy
 from .settings import AgentSettings
+from .tool_rounds import ToolRoundsExceeded, answer_with_tools
+from .tools import HANDOFF, Toolbox
 
 log = get_logger(__name__)
 
@@ -71,13 +78,17 @@ class AgentProfile:
     model: str
     system_prompt: str
     language: str
-    base_url: str | None = None
+    endpoint: Endpoint | None  # None: the development responder
 
 
-def profile_for(tenant: TenantRecord | None, settings: AgentSettings) -> AgentProfile:
+def profile_for(tenant: TenantRecord | None, llm_api_key: str | None, settings: AgentSettings
+                ) -> AgentProfile:
+    """``llm_api_key``: the tenant's own key, decrypted, if it has one."""
     if tenant is None:
-        return AgentProfile(settings.llm_model, settings.llm_system_prompt, settings.llm_language)
-    return AgentProfile(tenant.model, tenant.system_prompt, tenant.language, tenant.llm_base_url)
+        return AgentProfile(settings.llm_model, settings.llm_system_prompt,
+                            settings.llm_language, endpoint_for(None, None, settings))
+    return AgentProfile(tenant.model, tenant.system_prompt, tenant.language,
+                        endpoint_for(tenant.llm_base_url, llm_api_key, settings))
 
 
 def skip_reason(view: ConversationView | None, turn: int) -> str | None:
@@ -88,8 +99,8 @@ def skip_reason(view: ConversationView | None, turn: int) -> str | None:
         return "stale"
     if view.reply_accepted(turn):
         return "answered"
-    if view.mode is Mode.HUMAN:
-        return "human_mode"
+    if not view.bot_answers:  # a person was asked for, or answers
+        return f"{view.mode.value}_mode"
     if view.opted_out:
         return "opted_out"
     return None
@@ -105,6 +116,7 @@ class Ports:
 
     view_of: Callable[[str], Awaitable[ConversationView | None]]
     tenant: Callable[[str], TenantRecord | None]
+    llm_api_key: Callable[[str], str | None]  # a tenant's own key, decrypted
     publisher: Publisher
 
 
@@ -118,6 +130,7 @@ class ReplyHandler(NeedsPorts[Ports]):
             backoff_max_s=settings.llm_backoff_max_s,
             retry_after_max_s=settings.llm_retry_after_max_s,
         )
+        self._tools = Toolbox([HANDOFF])
         self._in_flight: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._answered: RecentKeys[tuple[str, int]] = RecentKeys()
 
@@ -167,7 +180,8 @@ class ReplyHandler(NeedsPorts[Ports]):
         tenant = self.ports.tenant(env.tenant_id) if env.tenant_id else None
         if tenant is None:
             log.warning("tenant not in the directory; using the default agent settings")
-        profile = profile_for(tenant, self._settings)
+        own_key = self.ports.llm_api_key(tenant.tenant_id) if tenant else None
+        profile = profile_for(tenant, own_key, self._settings)
         events = await self._reply(env, request, profile, tenant_id)
         for data in events:
             await self._publish(env, conversation_id, request.turn, data)
@@ -186,54 +200,68 @@ class ReplyHandler(NeedsPorts[Ports]):
             messages=build_messages(system_prompt(profile.system_prompt, profile.language),
                                     request.context, self._settings.llm_context_tokens),
             timeout_s=self._settings.llm_timeout_s,
-            base_url=profile.base_url,
+            endpoint=profile.endpoint,
             max_tokens=self._settings.llm_max_reply_tokens,
         )
         started = time.perf_counter()
         try:
-            completion, attempts = await complete_with_retries(
-                self._chat, chat_request, self._policy, tenant=tenant_id)
-        except LLMGaveUp as gave_up:
-            latency_ms = (time.perf_counter() - started) * 1000
-            why = "llm_rejected" if gave_up.permanent else "llm_failed"
-            FALLBACKS.labels(tenant_id, why).inc()
-            if gave_up.permanent:
-                LLM_REJECTED.labels(tenant_id, profile.model, gave_up.reason).inc()
-                log.error("LLM endpoint refused the request: check the API key, model and "
-                          "base URL of this tenant; sending the fallback text",
-                          reason=gave_up.reason, model=profile.model, turn=request.turn)
-            else:
-                log.error("LLM failed after retries; sending the fallback text",
-                          reason=gave_up.reason, attempts=gave_up.attempts,
-                          model=profile.model, turn=request.turn)
-            return [
-                ReplyFailed(turn=request.turn, reason=gave_up.reason, attempts=gave_up.attempts,
-                            permanent=gave_up.permanent, model=profile.model),
-                self._generated(request, unavailable_text(profile.language),
-                                model=profile.model, fallback_reason=why,
-                                latency_ms=latency_ms),
-            ]
+            answer = await answer_with_tools(
+                self._chat, chat_request, self._tools, policy=self._policy,
+                max_rounds=self._settings.agent_max_tool_rounds, tenant=tenant_id)
+        except (LLMGaveUp, ToolRoundsExceeded) as failure:
+            return self._failed(request, profile, tenant_id, failure,
+                                latency_ms=(time.perf_counter() - started) * 1000)
         latency_ms = (time.perf_counter() - started) * 1000
-        LLM_TOKENS.labels(tenant_id, profile.model, "prompt").inc(completion.prompt_tokens)
-        LLM_TOKENS.labels(tenant_id, profile.model, "completion").inc(completion.completion_tokens)
-        log.info("reply generated", turn=request.turn, model=completion.model, attempts=attempts,
-                 prompt_tokens=completion.prompt_tokens,
-                 completion_tokens=completion.completion_tokens, latency_ms=round(latency_ms))
+        log.info("handoff requested by the LLM" if answer.handoff_reason else "reply generated",
+                 turn=request.turn, model=answer.model, attempts=answer.attempts,
+                 prompt_tokens=answer.prompt_tokens,
+                 completion_tokens=answer.completion_tokens, latency_ms=round(latency_ms))
         return [self._generated(
-            request, completion.text, model=completion.model, latency_ms=latency_ms,
-            usage=TokenUsage(prompt_tokens=completion.prompt_tokens,
-                             completion_tokens=completion.completion_tokens))]
+            request, answer.text, model=answer.model, latency_ms=latency_ms,
+            handoff_reason=answer.handoff_reason,
+            usage=TokenUsage(prompt_tokens=answer.prompt_tokens,
+                             completion_tokens=answer.completion_tokens))]
+
+    def _failed(self, request: ReplyRequested, profile: AgentProfile, tenant_id: str,
+                failure: LLMGaveUp | ToolRoundsExceeded, latency_ms: float) -> list[EventData]:
+        """ReplyFailed, then the fallback text: the user always gets an answer."""
+        permanent = isinstance(failure, LLMGaveUp) and failure.permanent
+        if isinstance(failure, ToolRoundsExceeded):
+            why = failure.reason
+            log.error("LLM kept calling tools past AGENT_MAX_TOOL_ROUNDS; sending the "
+                      "fallback text", attempts=failure.attempts, model=profile.model,
+                      turn=request.turn)
+        elif permanent:
+            why = "llm_rejected"
+            LLM_REJECTED.labels(tenant_id, profile.model, failure.reason).inc()
+            log.error("LLM endpoint refused the request: check the API key, model and "
+                      "base URL of this tenant; sending the fallback text",
+                      reason=failure.reason, model=profile.model, turn=request.turn)
+        else:
+            why = "llm_failed"
+            log.error("LLM failed after retries; sending the fallback text",
+                      reason=failure.reason, attempts=failure.attempts,
+                      model=profile.model, turn=request.turn)
+        FALLBACKS.labels(tenant_id, why).inc()
+        return [
+            ReplyFailed(turn=request.turn, reason=failure.reason, attempts=failure.attempts,
+                        permanent=permanent, model=profile.model),
+            self._generated(request, unavailable_text(profile.language),
+                            model=profile.model, fallback_reason=why, latency_ms=latency_ms),
+        ]
 
     @staticmethod
     def _generated(request: ReplyRequested, text: str, *, model: str,
                    fallback_reason: str | None = None, latency_ms: float = 0.0,
-                   usage: TokenUsage | None = None) -> ReplyGenerated:
+                   usage: TokenUsage | None = None,
+                   handoff_reason: str | None = None) -> ReplyGenerated:
         return ReplyGenerated(
             turn=request.turn, text=text, model=model, fallback=fallback_reason is not None,
             usage=usage or TokenUsage(), latency_ms=round(latency_ms, 1),
             user_address=request.user_address, business_address=request.business_address,
             account_sid=request.account_sid, fallback_reason=fallback_reason,
             turn_started_at=request.turn_started_at,  # the sender's SLO clock (ADR 0019)
+            handoff_reason=handoff_reason,  # set: never sent, the conversation hands off
         )
 
     async def _publish(self, cause: Envelope, conversation_id: str, turn: int,

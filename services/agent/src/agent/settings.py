@@ -41,6 +41,9 @@ class AgentSettings(TenantServiceSettings):
     llm_context_tokens: int = Field(default=3000, ge=100)
     # Longest answer asked for (max_tokens); unset leaves it to the endpoint.
     llm_max_reply_tokens: int | None = Field(default=None, ge=1)
+    # Tool rounds per turn (tool results sent back to the model before it is asked again):
+    # past them the turn ends with the fallback text (ReplyFailed tool_rounds_exceeded).
+    agent_max_tool_rounds: int = Field(default=3, ge=0)
 
     @field_validator("openai_base_url", "openai_api_key", mode="before")
     @classmethod

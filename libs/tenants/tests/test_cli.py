@@ -11,7 +11,7 @@ from pathlib import Path
 
 from switchboard_tenants import TenantDirectory, TokenCipher, generate_key
 
-from .conftest import ACCOUNT, MSVC, NUMBER, OTHER_ACCOUNT
+from .conftest import ACCOUNT, MSVC, NUMBER, OTHER_ACCOUNT, eventually
 
 CLI = str(Path(sys.executable).parent / "switchboard-tenants")
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -102,3 +102,62 @@ async def test_rotate_keys_update_and_sync(
     synced = await run("sync", env=only_new)
     assert synced.returncode == 0, synced.stderr
     assert "0 key(s) changed" in synced.stdout  # every write was already published
+
+
+async def test_people_in_the_loop_settings_templates_and_operator_keys(
+    database_url: str, nats_url: str, key: str,
+    replica: Callable[[TokenCipher], Awaitable[TenantDirectory]],
+) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "NATS_URL": nats_url,
+           "SB_TENANT_KEYS": key, "COLUMNS": "250"}
+    assert (await run("migrate", env=env)).returncode == 0
+    added = await run("add", "Acme", "--account-sid", ACCOUNT, "--number", NUMBER,
+                      env={**env, "TWILIO_AUTH_TOKEN": TOKEN})
+    assert added.returncode == 0, added.stderr
+
+    llm_key, secret = "sk-acme-0123456789", "whsec-acme-0123456789"
+    updated = await run(
+        "update", "acme", "--llm-api-key", "--webhook-url", "http://127.0.0.1:8099/hook",
+        "--webhook-secret", "--handoff-deadline", "600", "--handoff-unclaimed", "wait",
+        "--handoff-keywords", "humano, atendente", "--opt-out-keywords", "basta",
+        env={**env, "TENANT_LLM_API_KEY": llm_key, "TENANT_WEBHOOK_SECRET": secret},
+    )
+    assert updated.returncode == 0, updated.stderr
+    assert llm_key not in updated.stdout + updated.stderr
+    assert secret not in updated.stdout + updated.stderr
+
+    refused = await run("update", "acme", "--webhook-url", "http://hooks.example.com/x", env=env)
+    assert refused.returncode == 2 and "https" in refused.stderr
+
+    template = await run("add-template", "acme", "reminder", "--content-sid", "HX" + "0a" * 16,
+                         "--language", "es", "--variables", "1,2", env=env)
+    assert template.returncode == 0, template.stderr
+    bad = await run("add-template", "acme", "x", "--content-sid", "HX123", env=env)
+    assert bad.returncode == 2 and "content_sid" in bad.stderr
+    assert "reminder" in (await run("list-templates", "acme", env=env)).stdout
+
+    operator = await run("add-api-key", "acme", "--role", "operator", "--label", "ann", env=env)
+    assert operator.returncode == 0 and operator.stdout.strip().startswith("sbk_")
+    nameless = await run("add-api-key", "acme", "--role", "operator", env=env)
+    assert nameless.returncode == 2
+    assert (await run("add-api-key", "acme", "--role", "admin", env=env)).returncode == 2
+
+    listed = await run("list", env={k: v for k, v in env.items() if k != "SB_TENANT_KEYS"})
+    assert listed.returncode == 0, listed.stderr
+    assert "operator: ann" in listed.stdout and "600s, then wait" in listed.stdout
+    assert not any(s in listed.stdout for s in (llm_key, secret, TOKEN, "gAAAA"))
+
+    directory = await replica(TokenCipher([key]))
+    record = directory.tenant("acme")
+    assert record is not None and record.handoff_keywords == ("humano", "atendente")
+    assert record.opt_out_keywords == ("basta",) and record.handoff_unclaimed == "wait"
+    assert record.template("reminder") is not None
+    assert directory.llm_api_key("acme") == llm_key
+    assert directory.webhook("acme") == ("http://127.0.0.1:8099/hook", secret)
+
+    cleared = await run("update", "acme", "--clear-llm-api-key", "--webhook-url", "", env=env)
+    assert cleared.returncode == 0, cleared.stderr
+    removed = await run("remove-template", "acme", "reminder", env=env)
+    assert removed.returncode == 0 and "0 template" in removed.stdout
+    await eventually(lambda: directory.webhook("acme") is None
+                     and directory.llm_api_key("acme") is None)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 from switchboard_tenants import (
     TenantDirectory,
     TenantRepository,
@@ -113,3 +114,24 @@ async def test_an_undecryptable_entry_is_skipped_not_fatal(
     await eventually(
         lambda: stranger.route(account_sid=ACCOUNT, to="whatsapp:+14155550166") is not None
     )
+
+
+async def test_replicas_carry_the_tenant_llm_key_and_webhook_decrypted(
+    repo: TenantRepository, replica: Replica, cipher: TokenCipher
+) -> None:
+    await repo.add(new_tenant())
+    directory = await replica(cipher)
+    assert directory.llm_api_key("acme") is None and directory.webhook("acme") is None
+
+    url = "https://hooks.example.com/h"
+    await repo.update("acme", TenantUpdate(
+        llm_api_key=SecretStr("sk-acme-own"), webhook_url=url,
+        webhook_secret=SecretStr("acme-signing-secret")))
+    await eventually(lambda: directory.webhook("acme") == (url, "acme-signing-secret"))
+    assert directory.llm_api_key("acme") == "sk-acme-own"
+    assert "sk-acme-own" not in repr(directory.credentials("acme"))  # nor in logs of the route
+
+    await repo.update("acme", TenantUpdate(webhook_url=None, llm_api_key=None))
+    await eventually(lambda: directory.webhook("acme") is None)
+    assert directory.llm_api_key("acme") is None
+    assert directory.webhook("nobody") is None and directory.llm_api_key("nobody") is None

@@ -22,8 +22,8 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     TypeAdapter,
-    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant answering on WhatsApp. Be brief."
@@ -229,12 +229,11 @@ class NewTenant(BaseModel):
     webhook_url: WebhookUrl | None = None
     webhook_secret: WebhookSecret | None = None
 
-    @field_validator("webhook_secret")
-    @classmethod
-    def _webhook_needs_secret(cls, secret: SecretStr | None, info: ValidationInfo) -> object:
-        if info.data.get("webhook_url") and secret is None:
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> NewTenant:
+        if self.webhook_url and self.webhook_secret is None:
             raise ValueError("a webhook URL needs a webhook secret")
-        return secret
+        return self
 
 
 class TenantUpdate(BaseModel):

@@ -9,9 +9,15 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from conversation.handlers import ConversationHandlers
+from conversation.policy import TenantPolicy, policy_of
 from conversation.state import ConversationState, fold
+from conversation.store import ConversationStore
+from conversation.view import ViewWriter
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 from switchboard_contracts import Envelope
 from switchboard_contracts.conversation_view import VIEW_BUCKET, ConversationView, view_key
 from switchboard_contracts.events.agent import ReplyGenerated
@@ -153,3 +159,13 @@ async def public_view(js: JetStreamContext, cid: str = CID, *, version: int = 1,
         if time.monotonic() > deadline:
             raise AssertionError(f"no view of {cid} at version {version}")
         await asyncio.sleep(0.05)
+
+
+def replica(nc: NATS, js: JetStreamContext, views: KeyValue,
+            policy: TenantPolicy | None = None) -> ConversationHandlers:
+    """The service's handlers as one replica has them (its own cache, its own view writer)."""
+    return ConversationHandlers(
+        ConversationStore(nc, js), ViewWriter(views, 100), lambda _: policy or policy_of(None),
+        idle_close_s=86400, turn_deadline_s=300, transcript_deadline_s=600, context_size=20,
+        max_conflicts=100,
+    )

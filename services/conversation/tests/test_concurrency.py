@@ -7,13 +7,12 @@ import contextlib
 import time
 import uuid
 
-from conversation.handlers import ConversationHandlers
 from conversation.metrics import CONFLICTS
-from conversation.store import ConversationStore
-from conversation.view import ViewWriter, open_view_bucket
+from conversation.view import open_view_bucket
 from conversation_helpers import (
     history,
     of_type,
+    replica,
     send_inbound,
     send_reply,
     settle,
@@ -47,10 +46,7 @@ async def test_handlers_racing_on_one_conversation(nc, js):
     await ensure_stream(js, CONVERSATION)
     bucket = await open_view_bucket(js, replicas=1)
     # Two writers as two replicas would be: each its own cache, its own view writer.
-    writers = [ConversationHandlers(ConversationStore(nc, js), ViewWriter(bucket, 100),
-                                    lambda _: "en", idle_close_s=86400, turn_deadline_s=300,
-                                    transcript_deadline_s=600, context_size=20,
-                                    max_conflicts=100) for _ in range(2)]
+    writers = [replica(nc, js, bucket) for _ in range(2)]
     conflicts_before = CONFLICTS._value.get()
     sids = {sid() for _ in range(8)}
     events = []

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conversation.domain import Step, decide_inbound, decide_reply, decide_turn_deadline
+from conversation.policy import policy_of
 from conversation.state import ConversationState, apply
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.agent import ReplyGenerated
@@ -16,6 +17,7 @@ from switchboard_contracts.events.conversation import ReplyRequested, TurnDeadli
 from switchboard_contracts.events.gateway import InboundMessageReceived
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+POLICY = policy_of(None)
 
 
 def at(seconds: float) -> datetime:
@@ -39,14 +41,15 @@ def _drive(state: ConversationState, decide: Callable[[], Step | None]) -> list[
 def _arrive(state: ConversationState, sid: str, received_at: datetime) -> list[ReplyRequested]:
     msg = InboundMessageReceived(message_sid=sid, account_sid="AC1", from_address="whatsapp:+1",
                                  to_address="whatsapp:+2", body="hola")
-    return _drive(state, lambda: decide_inbound(state, msg, received_at, language_hint=None,
+    return _drive(state, lambda: decide_inbound(state, msg, received_at, policy=POLICY,
                                                 context_size=10))
 
 
 def _reply(state: ConversationState, turn: int) -> list[ReplyRequested]:
     reply = ReplyGenerated(turn=turn, text="ok", model="m", user_address="u",
                            business_address="b", account_sid="AC1")
-    return _drive(state, lambda: decide_reply(state, reply, "r", context_size=10))
+    return _drive(state, lambda: decide_reply(state, reply, "r", policy=POLICY, now=T0,
+                                                  context_size=10))
 
 
 def _deadline(state: ConversationState, turn: int) -> list[ReplyRequested]:

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from switchboard_contracts import EventData
+from switchboard_contracts.conversation_view import Mode
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
     ContextMessage,
     ConversationClosed,
     ConversationStarted,
+    HandoffDeadlineDue,
+    HandoffExpired,
+    HandoffReleased,
+    HandoffRequested,
     IdleCheckDue,
+    OutboundMessageRequested,
     ReplyRequested,
     ReplySuperseded,
     TranscriptAppended,
@@ -28,10 +35,15 @@ from switchboard_contracts.events.conversation import (
     TranscriptionRequested,
     TurnDeadlineDue,
     UserMessageAppended,
+    UserOptedIn,
+    UserOptedOut,
 )
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 
+from .keywords import Intent
+from .notices import notice_text
+from .policy import TenantPolicy
 from .state import TURN_DEADLINE, ConversationState
 
 TRANSCRIPTION_FAILED = "transcription_failed"  # ReplyRequested.fallback_reason
@@ -54,7 +66,7 @@ def decide_inbound(
     msg: InboundMessageReceived,
     received_at: datetime,
     *,
-    language_hint: str | None,
+    policy: TenantPolicy,
     context_size: int,
 ) -> Step | None:
     sid = msg.message_sid
@@ -69,13 +81,41 @@ def decide_inbound(
             message_sid=sid, text=msg.body, media=msg.media, message_type=msg.message_type,
             received_at=received_at, turn=state.turn + 1,
         ), f"UserMessageAppended:{sid}")
+    if state.just_appended_sid == sid:
+        keyword = decide_keyword(state, msg.body, sid, policy, received_at)
+        if keyword is not None:
+            return keyword
     if state.open and sid in state.awaiting_transcript and sid not in state.transcription_requested:
         audio = next(m for m in msg.media if m.content_type.lower().startswith("audio/"))
         return Step(TranscriptionRequested(
             message_sid=sid, media_url=audio.url, content_type=audio.content_type,
-            account_sid=msg.account_sid, language_hint=language_hint,
+            account_sid=msg.account_sid, language_hint=policy.language,
         ), f"TranscriptionRequested:{sid}")
-    return next_request(state, context_size)
+    return follow_up(state, policy, context_size)
+
+
+def decide_keyword(state: ConversationState, text: str, sid: str, policy: TenantPolicy,
+                   now: datetime) -> Step | None:
+    """The message just appended is a keyword (the whole message, ADR 0022): opt out, opt
+    back in, or ask for a person. Otherwise (or already in that state) it is a message."""
+    intent = policy.keywords.intent(text)
+    keyword = text.strip()
+    if intent is Intent.OPT_OUT and not state.opted_out:
+        return Step(UserOptedOut(message_sid=sid, keyword=keyword), f"UserOptedOut:{sid}")
+    if intent is Intent.OPT_IN and state.opted_out:
+        return Step(UserOptedIn(message_sid=sid, keyword=keyword), f"UserOptedIn:{sid}")
+    if intent is Intent.HANDOFF and state.mode is Mode.BOT and not state.opted_out:
+        return _handoff(state, "user", keyword, policy, now, f"HandoffRequested:{sid}")
+    return None
+
+
+def _handoff(state: ConversationState, source: str, reason: str | None, policy: TenantPolicy,
+             now: datetime, key: str) -> Step:
+    deadline = policy.handoff_deadline
+    return Step(HandoffRequested(
+        source=source, reason=reason, turn=state.turn,
+        deadline_at=now + deadline if deadline is not None else None,
+    ), key)
 
 
 # -- transcripts -------------------------------------------------------------------------------
@@ -83,6 +123,7 @@ def decide_transcript(
     state: ConversationState,
     result: TranscriptionCompleted | TranscriptionFailed,
     *,
+    policy: TenantPolicy,
     context_size: int,
 ) -> Step | None:
     sid = result.message_sid
@@ -92,7 +133,7 @@ def decide_transcript(
         else:
             data = TranscriptAppended(message_sid=sid, text="", failed=True, reason=result.reason)
         return Step(data, f"TranscriptAppended:{sid}")
-    return next_request(state, context_size)
+    return follow_up(state, policy, context_size)
 
 
 # -- the agent's replies -----------------------------------------------------------------------
@@ -103,16 +144,20 @@ def reply_awaited(state: ConversationState, turn: int) -> bool:
 
 
 def decide_reply(
-    state: ConversationState, reply: ReplyGenerated, reply_event_id: str, *, context_size: int
+    state: ConversationState, reply: ReplyGenerated, reply_event_id: str, *,
+    policy: TenantPolicy, now: datetime, context_size: int,
 ) -> Step | None:
     turn = reply.turn
     if reply_awaited(state, turn):
+        if reply.handoff_reason is not None:  # the LLM called its handoff tool: no answer
+            return _handoff(state, "agent", reply.handoff_reason, policy, now,
+                            f"HandoffRequested:agent:{turn}")
         if state.waiting_message_sids:  # the user said more meanwhile: answer it all next turn
             return Step(ReplySuperseded(turn=turn, next_turn=turn + 1), f"ReplySuperseded:{turn}")
         return Step(AssistantMessageAppended(
             turn=turn, text=reply.text, fallback=reply.fallback, reply_event_id=reply_event_id,
         ), f"AssistantMessageAppended:{turn}")
-    return next_request(state, context_size)
+    return follow_up(state, policy, context_size)
 
 
 # -- deadlines (ADR 0016) ----------------------------------------------------------------------
@@ -154,12 +199,60 @@ def decide_transcript_deadline(
     return next_request(state, context_size)
 
 
-# -- the next turn -----------------------------------------------------------------------------
+# -- handoff deadline --------------------------------------------------------------------------
+def decide_handoff_deadline(
+    state: ConversationState, due: HandoffDeadlineDue, *, policy: TenantPolicy, now: datetime,
+    context_size: int,
+) -> Step | None:
+    """Nobody claimed the handoff in time: tell the user, and go back to the bot if the
+    tenant chose so (``handoff_unclaimed``), else keep waiting for an operator."""
+    version = due.requested_version
+    unclaimed = (state.mode is Mode.WAITING and state.handoff_requested_version == version
+                 and state.notice_due is None)
+    if unclaimed and state.handoff_outcome is None:
+        if state.handoff_deadline_at is not None and now < state.handoff_deadline_at:
+            return None  # early (the timer is set again for its due time)
+        return Step(HandoffExpired(outcome=policy.handoff_unclaimed), f"HandoffExpired:{version}")
+    if unclaimed and state.handoff_outcome == "bot":
+        return Step(HandoffReleased(reason="unclaimed"), f"HandoffReleased:unclaimed:{version}")
+    return follow_up(state, policy, context_size)
+
+
+def handoff_deadline_at(state: ConversationState) -> datetime | None:
+    """When the pending handoff expires (None: none pending, or it expired already)."""
+    if state.mode is not Mode.WAITING or state.handoff_outcome is not None:
+        return None
+    return state.handoff_deadline_at
+
+
+# -- the next step -----------------------------------------------------------------------------
+def follow_up(state: ConversationState, policy: TenantPolicy, context_size: int) -> Step | None:
+    """After a fact's own steps: the notice it owes the user, else the next turn."""
+    if state.notice_due is not None:
+        purpose, cause_id = state.notice_due
+        return outbound(state, f"OutboundMessageRequested:{cause_id}", kind="notice",
+                        purpose=purpose, text=notice_text(purpose, policy.language))
+    return next_request(state, context_size)
+
+
+def outbound(state: ConversationState, key: str, **what: Any) -> Step:
+    """A message the conversation asks the sender for, after the conversation's last one,
+    to the conversation's user from its business number."""
+    return Step(OutboundMessageRequested(
+        turn=state.turn, after=state.last_outbound_id, user_address=state.user_address or "",
+        business_address=state.business_address or "", account_sid=state.account_sid or "",
+        **what,
+    ), key)
+
+
 def next_request(state: ConversationState, context_size: int) -> Step | None:
     """Ask for a reply when messages wait, none is in flight and every voice note among them
-    has its transcript (or failed to get one)."""
+    has its transcript (or failed to get one); never while a person is asked for or
+    answering, or to a user who opted out."""
     waiting = list(state.waiting_message_sids)
     if not (state.open and waiting) or state.reply_in_flight:
+        return None
+    if state.mode is not Mode.BOT or state.opted_out:
         return None
     if any(sid in state.awaiting_transcript for sid in waiting):
         return None
@@ -210,5 +303,7 @@ def decide_idle(
         return None
     if state.last_activity_at > check.last_activity_at or now < due:
         return None
+    if state.mode is not Mode.BOT:  # the next session starts with the bot
+        return Step(HandoffReleased(reason="closed"), f"HandoffReleased:closed:{state.session}")
     return Step(ConversationClosed(reason="idle", session=state.session),
                 f"ConversationClosed:{state.session}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.conversation import (
+    HandoffDeadlineDue,
     IdleCheckDue,
     TranscriptDeadlineDue,
     TurnDeadlineDue,
@@ -23,7 +24,9 @@ from switchboard_runtime import Service
 from switchboard_runtime.bus import ConsumerSpec, Handlers
 from switchboard_tenants import TokenCipher, attach_directory
 
+from .command_server import CommandServer
 from .handlers import ConversationHandlers
+from .policy import TenantPolicy, policy_of
 from .settings import ConversationSettings
 from .store import ConversationStore
 from .view import ViewWriter, open_view_bucket
@@ -52,7 +55,8 @@ TRANSCRIPTS = ConsumerSpec("conversation-transcripts", TRANSCRIPTION.name, ("tra
                            ack_wait_s=30.0, max_deliver=8)
 TIMERS = ConsumerSpec("conversation-timers", CONVERSATION.name,
                       tuple(f"conversation.*.{due.TYPE}" for due in
-                            (IdleCheckDue, TurnDeadlineDue, TranscriptDeadlineDue)),
+                            (IdleCheckDue, TurnDeadlineDue, TranscriptDeadlineDue,
+                                 HandoffDeadlineDue)),
                       ack_wait_s=30.0, max_deliver=8)
 
 
@@ -66,15 +70,14 @@ def build(settings: ConversationSettings | None = None) -> Service:
     async def wire(svc: Service) -> None:
         directory = await attach_directory(svc, cipher)
 
-        def language_of(tenant_id: str) -> str | None:
-            tenant = directory.tenant(tenant_id)
-            return tenant.language if tenant else None
+        def tenant_policy(tenant_id: str) -> TenantPolicy:
+            return policy_of(directory.tenant(tenant_id))
 
         views = ViewWriter(await open_view_bucket(svc.js, settings.conversation_view_replicas),
                            remembered=settings.conversation_cache_size)
         handlers = ConversationHandlers(
             ConversationStore(svc.nc, svc.js, settings.conversation_cache_size), views,
-            language_of,
+            tenant_policy,
             idle_close_s=settings.conversation_idle_close_s,
             turn_deadline_s=settings.conversation_turn_deadline_s,
             transcript_deadline_s=settings.conversation_transcript_deadline_s,
@@ -90,7 +93,10 @@ def build(settings: ConversationSettings | None = None) -> Service:
         svc.consume(TIMERS, Handlers()
                     .on(IdleCheckDue, handlers.on_idle_check)
                     .on(TurnDeadlineDue, handlers.on_turn_deadline)
-                    .on(TranscriptDeadlineDue, handlers.on_transcript_deadline))
+                    .on(TranscriptDeadlineDue, handlers.on_transcript_deadline)
+                    .on(HandoffDeadlineDue, handlers.on_handoff_deadline))
+        # Operators' commands (ADR 0022), answered by one replica of the queue group each.
+        await CommandServer(handlers).subscribe(svc.nc)
 
     return service
 

@@ -7,9 +7,13 @@ from switchboard_contracts import EventData
 from switchboard_contracts.events.conversation import (
     ConversationClosed,
     ConversationStarted,
+    HandoffExpired,
+    HandoffRequested,
+    OutboundMessageRequested,
     ReplyRequested,
     ReplySuperseded,
     TranscriptionRequested,
+    UserOptedOut,
 )
 
 STARTED = Counter(
@@ -35,6 +39,20 @@ CONFLICTS = Counter(
     "Appends refused by the version check (another writer was first); reloaded and retried",
 )
 
+HANDOFFS = Counter("switchboard_conversation_handoffs_requested_total",
+                   "Handoffs to a person requested, by source (user, agent, operator)", ["source"])
+HANDOFFS_EXPIRED = Counter("switchboard_conversation_handoffs_expired_total",
+                           "Handoffs nobody claimed by their deadline, by outcome", ["outcome"])
+OPT_OUTS = Counter("switchboard_conversation_opt_outs_total", "Users who opted out")
+OUTBOUND_REQUESTED = Counter(
+    "switchboard_conversation_outbound_requested_total",
+    "Messages the conversation asked the sender for (notices, operator replies, templates)",
+    ["kind", "purpose"],
+)
+COMMANDS = Counter("switchboard_conversation_commands_total",
+                   "Operator commands answered, by command and result (accepted or the reason)",
+                   ["command", "result"])
+
 
 def count(data: EventData) -> None:
     """Count an appended event."""
@@ -50,3 +68,11 @@ def count(data: EventData) -> None:
             CLOSED.labels(data.reason).inc()
         case ConversationStarted():
             STARTED.inc()
+        case HandoffRequested():
+            HANDOFFS.labels(data.source).inc()
+        case HandoffExpired():
+            HANDOFFS_EXPIRED.labels(data.outcome).inc()
+        case UserOptedOut():
+            OPT_OUTS.inc()
+        case OutboundMessageRequested():
+            OUTBOUND_REQUESTED.labels(data.kind, data.purpose).inc()

@@ -12,16 +12,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from switchboard_contracts import Envelope, EventData, registry
-from switchboard_contracts.conversation_view import WHATSAPP_WINDOW
+from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, Mode
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
     ConversationClosed,
     ConversationStarted,
+    HandoffClaimed,
+    HandoffExpired,
+    HandoffReleased,
+    HandoffRequested,
+    OutboundMessageRequested,
     ReplyRequested,
     ReplySuperseded,
     TranscriptAppended,
     TranscriptionRequested,
     UserMessageAppended,
+    UserOptedIn,
+    UserOptedOut,
 )
 from switchboard_contracts.events.gateway import Media
 
@@ -71,7 +78,26 @@ class ConversationState:
     history_index: dict[str, int] = field(default_factory=dict)  # voice note sid -> position
     answered_turns: set[int] = field(default_factory=set)
     superseded_turns: set[int] = field(default_factory=set)
-    human_mode: bool = False  # reserved for human handoff
+    # People in the loop (ADR 0022). While the mode is not BOT, or the user opted out, user
+    # messages are recorded but wait for no reply.
+    mode: Mode = Mode.BOT
+    operator_id: str | None = None  # who claimed it (mode HUMAN)
+    # The pending handoff: the version of its HandoffRequested (its timer names it), when it
+    # expires, and whether it did already (outcome "bot" or "wait").
+    handoff_requested_version: int = 0
+    handoff_deadline_at: datetime | None = None
+    handoff_outcome: str | None = None
+    opted_out: bool = False
+    # The user message appended by the last event (None once any other event follows): a
+    # keyword is acted on in the same decision as its message, never on a redelivery later.
+    just_appended_sid: str | None = None
+    # The notice the last event owes the user (purpose, that event's id), until requested.
+    notice_due: tuple[str, str] | None = None
+    # The last message that went (or goes) out, which the next OutboundMessageRequested
+    # follows: an accepted reply's ReplyGenerated event id or a request's own event id.
+    last_outbound_id: str | None = None
+    # Operator commands done (their last event carries the command_id): a retry is accepted.
+    applied_commands: set[str] = field(default_factory=set)
     version: int = 0  # stream sequence of the last event applied
 
     def window_ends_at(self) -> datetime | None:
@@ -108,6 +134,7 @@ def apply(state: ConversationState, envelope: Envelope, data: EventData, seq: in
     state.conversation_id = envelope.conversation_id or state.conversation_id
     state.tenant_id = envelope.tenant_id or state.tenant_id
     state.version = max(state.version, seq)
+    state.just_appended_sid = None
     match data:
         case ConversationStarted():
             state.open = True
@@ -138,6 +165,7 @@ def apply(state: ConversationState, envelope: Envelope, data: EventData, seq: in
                 state.reply_in_flight = False
             state.history.append(("assistant", data.text, at))
             state.last_activity_at = at
+            state.last_outbound_id = data.reply_event_id
         case ReplySuperseded():
             state.superseded_turns.add(data.turn)
             if data.turn == state.turn:  # its reply is dropped; the next turn is due
@@ -146,7 +174,70 @@ def apply(state: ConversationState, envelope: Envelope, data: EventData, seq: in
             state.open = False
             state.reply_in_flight = False
             state.waiting_message_sids = []
+            _done(state, data.command_id)
+        case _:
+            _people(state, envelope, data, seq, at)
     return state
+
+
+def _people(state: ConversationState, envelope: Envelope, data: EventData, seq: int,
+            at: datetime) -> None:
+    """Handoffs, opt-outs and what the conversation itself sends (ADR 0022)."""
+    match data:
+        case HandoffRequested():
+            _stop_the_bot(state)
+            state.mode, state.operator_id = Mode.WAITING, None
+            state.handoff_requested_version = seq
+            state.handoff_deadline_at = data.deadline_at
+            state.handoff_outcome = None
+            if data.source != "operator":  # an operator who takes over writes themselves
+                _owe_notice(state, "handoff_requested", envelope)
+        case HandoffClaimed():
+            state.mode, state.operator_id = Mode.HUMAN, data.operator_id
+            state.handoff_deadline_at = None
+            _done(state, data.command_id)
+        case HandoffReleased():
+            state.mode, state.operator_id = Mode.BOT, None
+            state.handoff_deadline_at = None
+            _done(state, data.command_id)
+        case HandoffExpired():
+            state.handoff_outcome = data.outcome
+            _owe_notice(state, "handoff_expired", envelope)
+        case UserOptedOut():
+            _stop_the_bot(state)
+            state.opted_out = True
+            state.notice_due = ("opted_out", str(envelope.event_id))  # the one thing sent
+        case UserOptedIn():
+            state.opted_out = False
+            state.notice_due = ("opted_in", str(envelope.event_id))
+        case OutboundMessageRequested():
+            state.last_outbound_id = str(envelope.event_id)
+            if data.kind == "notice":
+                state.notice_due = None
+            else:  # a person wrote it: the bot answers with it in context after the release
+                said = data.text or f"[template {data.template_name}]"
+                state.history.append(("assistant", said, at))
+                state.last_activity_at = at
+            _done(state, data.command_id)
+
+
+def _stop_the_bot(state: ConversationState) -> None:
+    """Nothing the bot says goes out any more: the reply in flight is superseded (the view
+    marks its turn so, a late reply is stale) and no message waits for a reply."""
+    if state.reply_in_flight:
+        state.superseded_turns.add(state.turn)
+        state.reply_in_flight = False
+    state.waiting_message_sids = []
+
+
+def _owe_notice(state: ConversationState, purpose: str, cause: Envelope) -> None:
+    if not state.opted_out:  # an opted-out user gets nothing but the opt-out confirmation
+        state.notice_due = (purpose, str(cause.event_id))
+
+
+def _done(state: ConversationState, command_id: str | None) -> None:
+    if command_id:
+        state.applied_commands.add(command_id)
 
 
 def _user_message(state: ConversationState, data: UserMessageAppended, correlation_id: str,
@@ -161,7 +252,8 @@ def _user_message(state: ConversationState, data: UserMessageAppended, correlati
         state.awaiting_transcript.add(sid)
         state.history_index[sid] = len(state.history)
     state.history.append(("user", data.text or media_placeholder(data.media), at))
-    if sid not in state.waiting_message_sids:
+    state.just_appended_sid = sid
+    if state.mode is Mode.BOT and not state.opted_out and sid not in state.waiting_message_sids:
         state.waiting_message_sids.append(sid)
 
 

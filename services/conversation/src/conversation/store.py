@@ -23,6 +23,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, EventData
 from switchboard_contracts.events.conversation import (
+    HandoffDeadlineDue,
     IdleCheckDue,
     TranscriptDeadlineDue,
     TurnDeadlineDue,
@@ -38,7 +39,7 @@ from switchboard_runtime.eventsourcing import (
 )
 from switchboard_runtime.telemetry import get_logger
 
-from .domain import idle_due_at, turn_deadline_at
+from .domain import handoff_deadline_at, idle_due_at, turn_deadline_at
 from .metrics import CONFLICTS, count
 from .state import ConversationState, apply, fold
 
@@ -134,8 +135,9 @@ class ConversationStore:
 
     async def set_deadlines(self, state: ConversationState, cause: Envelope,
                             turn_deadline: timedelta, transcript_deadline: timedelta) -> None:
-        """One durable deadline for the reply in flight and one per awaited transcript
-        (ADR 0016); setting one again for the same fact is harmless (same due time)."""
+        """One durable deadline for the reply in flight, one per awaited transcript (ADR 0016)
+        and one for the pending handoff (ADR 0022); setting one again for the same fact is
+        harmless (same due time)."""
         conversation_id = state.conversation_id
         if conversation_id is None:
             return
@@ -148,6 +150,10 @@ class ConversationStore:
             if requested_at is not None:
                 timers.append((f"transcript.{sid}", TranscriptDeadlineDue(message_sid=sid),
                                requested_at + transcript_deadline))
+        handoff_due = handoff_deadline_at(state)
+        if handoff_due is not None:
+            timers.append(("handoff", HandoffDeadlineDue(
+                requested_version=state.handoff_requested_version), handoff_due))
         await asyncio.gather(*(
             self.schedule(conversation_id, timer, Envelope.wrap(
                 data, event_id=event_id_for(conversation_id, f"{data.TYPE}:{timer}:{due}"),

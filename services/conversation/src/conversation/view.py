@@ -11,12 +11,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from switchboard_contracts.conversation_view import (
-    VIEW_BUCKET,
-    ConversationView,
-    Mode,
-    view_key,
-)
+from switchboard_contracts.conversation_view import VIEW_BUCKET, ConversationView, view_key
 from switchboard_runtime.bus.kv import kv_replicas
 from switchboard_runtime.eventsourcing import LruCache
 
@@ -33,7 +28,7 @@ def view_of(state: ConversationState) -> ConversationView | None:
         turn=state.turn, turn_superseded=state.turn in state.superseded_turns,
         answered_turn=max(state.answered_turns, default=0),
         open=state.open, window_ends_at=state.window_ends_at(),
-        mode=Mode.HUMAN if state.human_mode else Mode.BOT,
+        mode=state.mode, opted_out=state.opted_out, operator_id=state.operator_id,
     )
 
 

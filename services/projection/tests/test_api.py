@@ -168,7 +168,12 @@ async def test_the_api_is_documented(api: httpx.AsyncClient) -> None:
     assert set(schema["paths"]) == {
         "/v1/conversations", "/v1/conversations/{conversation_id}",
         "/v1/conversations/{conversation_id}/messages", "/v1/messages/{message_id}",
-        "/v1/timelines/{correlation_id}", "/v1/dead-letters"}
+        "/v1/timelines/{correlation_id}", "/v1/dead-letters",
+        # The operator API (test_operator_api.py).
+        "/v1/operator/queue", "/v1/operator/conversations/{conversation_id}",
+        *(f"/v1/operator/conversations/{{conversation_id}}/{command}"
+          for command in ("take-over", "claim", "release", "close", "reply", "template")),
+        "/v1/templates/send"}
     assert set(schema["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
     assert "401" in schema["paths"]["/v1/conversations"]["get"]["responses"]
 

@@ -28,6 +28,7 @@ _FROM_SEND_STATUS = {"accepted": "accepted", "attempted": "attempted", "sent": "
 
 GENERATED = "generated"  # a reply the sender has not taken yet
 RECEIVED = "received"  # an inbound message
+NOT_SENT = "not_sent"  # a reply withheld: the LLM handed the turn to a person
 
 
 def part_status(send_status: str | None, reported: Iterable[str]) -> str:
@@ -37,12 +38,12 @@ def part_status(send_status: str | None, reported: Iterable[str]) -> str:
     return max(known, key=PART_RANK.__getitem__) if known else GENERATED
 
 
-def message_status(direction: str, part_statuses: Sequence[str]) -> str:
+def message_status(direction: str, part_statuses: Sequence[str], withheld: bool = False) -> str:
     """A reply is as far as its least advanced part; any failed part fails it."""
     if direction == "inbound":
         return RECEIVED
     if not part_statuses:
-        return GENERATED
+        return NOT_SENT if withheld else GENERATED
     failed = [s for s in part_statuses if s in FAILURES]
     if failed:
         return failed[0]

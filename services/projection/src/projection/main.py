@@ -1,4 +1,5 @@
-"""Composition root: the projection service (consumers + read API), wired from its settings."""
+"""Composition root: the projection service (consumers, read and operator API, inbox page),
+wired from its settings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from fastapi import FastAPI
 from switchboard_contracts.topology import DEADLETTER
 from switchboard_runtime import Service
 
-from .api import install_error_handlers, instrument, read_api
+from .api import (
+    CommandSender,
+    available,
+    install_error_handlers,
+    instrument,
+    operator_api,
+    read_api,
+)
 from .consumer import PROJECTED
 from .lease import WriterLease
 from .pages import mount_pages
@@ -16,7 +24,10 @@ from .schema import apply_migrations
 from .settings import ProjectionSettings
 
 API_DESCRIPTION = """\
-What happened in each conversation, and where each message is in its journey.
+What happened in each conversation, and where each message is in its journey; and the
+operator API (`/v1/operator/...`, `/v1/templates/send`): the queue of conversations waiting
+for a person, and the commands operators give (an operator key: `add-api-key --role operator
+--label <name>`; a reader key gets 403).
 
 Authenticate with a tenant's API key, as `X-API-Key: <key>` or `Authorization: Bearer <key>`
 (`switchboard-tenants add-api-key <tenant>` makes one). A key sees its own tenant's data only:
@@ -31,7 +42,10 @@ def build(settings: ProjectionSettings | None = None) -> Service:
     # DEADLETTER is declared by every service already; the others are read, never changed.
     service = Service(settings, reads=tuple(s for s in PROJECTED if s is not DEADLETTER),
                       app=app)
-    app.include_router(read_api(lambda: service.db, settings))
+    db = available(lambda: service.db)
+    app.include_router(read_api(db, settings))
+    commands = CommandSender(lambda: service.nc, settings.command_timeout_s)
+    app.include_router(operator_api(db, commands, settings))
     instrument(app)
     install_error_handlers(app)
     mount_pages(app)

@@ -57,3 +57,9 @@ API_SECONDS = Histogram(
     "switchboard_read_api_seconds", "Read API request latency", ["route"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+COMMANDS = Counter(
+    "switchboard_operator_commands_total",
+    "Operator commands forwarded to the conversation service, by command and outcome: "
+    "accepted, refused, unanswered (503), invalid_answer",
+    ["command", "outcome"],
+)

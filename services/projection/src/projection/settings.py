@@ -43,6 +43,9 @@ class ProjectionSettings(ServiceSettings):
     # Read API pages.
     api_page_size: int = Field(default=50, ge=1)
     api_max_page_size: int = Field(default=200, ge=1)
+    # The operator API waits this long for the conversation service to answer a command
+    # before answering 503 (nothing was done).
+    command_timeout_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _needs_database(self) -> ProjectionSettings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -34,11 +34,24 @@ class Conversation(BaseModel):
     assistant_messages: int
     created_at: datetime
     updated_at: datetime
+    mode: str = Field("bot", description="bot (the bot answers), waiting (for a person, nobody "
+                                         "answers), human (an operator answers)")
+    operator_id: str | None = Field(None, description="the operator who has it (mode human)")
+    waiting_since: datetime | None = Field(
+        None, description="when the current handoff was asked for (modes waiting and human)")
+    handoff_source: str | None = Field(
+        None, description="who asked for the current handoff: user, agent or operator")
+    handoff_reason: str | None = Field(
+        None, description="the user's keyword or the LLM's reason")
+    handoff_expired_at: datetime | None = Field(
+        None, description="when a handoff deadline last passed unclaimed")
+    opted_out: bool = Field(False, description="the user opted out (STOP): nothing is sent")
+    opted_out_at: datetime | None = None
 
 
 class Media(BaseModel):
     url: str
-    content_type: str
+    content_type: str | None = Field(None, description="absent for an operator's media URL")
 
 
 class Transcription(BaseModel):
@@ -58,6 +71,8 @@ class Reply(BaseModel):
     completion_tokens: int | None = None
     latency_ms: float | None = None
     generated_at: datetime | None = None
+    handoff_reason: str | None = Field(
+        None, description="the LLM handed the turn to a person instead: this reply is not sent")
 
 
 class StatusReport(BaseModel):
@@ -87,11 +102,26 @@ class Part(BaseModel):
         default_factory=list, description="Twilio's status callbacks, oldest first")
 
 
+class Template(BaseModel):
+    name: str | None = None
+    content_sid: str | None = Field(None, description="the approved template's ContentSid")
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
 class Message(BaseModel):
-    message_id: str = Field(description="the MessageSid (inbound) or the reply's event id")
+    message_id: str = Field(description="the MessageSid (inbound), the reply's event id, or "
+                                        "the conversation's request's event id (kinds notice, "
+                                        "operator, template)")
     conversation_id: str | None = None
     correlation_id: str | None = None
     direction: str = Field(description="inbound or outbound")
+    kind: str = Field(description="user (inbound), reply (the bot's), notice (the "
+                                  "conversation's own: handoff, opt-out), operator, template")
+    purpose: str | None = Field(None, description="why a notice, operator message or template "
+                                                  "was sent: handoff_requested, opted_out, "
+                                                  "operator_reply, template ...")
+    operator_id: str | None = Field(None, description="the operator who wrote or sent it")
+    template: Template | None = None
     turn: int | None = None
     text: str | None = None
     media: list[Media] = Field(default_factory=list)
@@ -99,8 +129,9 @@ class Message(BaseModel):
     created_at: datetime
     updated_at: datetime
     delivery_status: str = Field(
-        description="received (inbound); for a reply: generated (not taken by the sender "
-                    "yet), its least advanced part's status, or a part's failure")
+        description="received (inbound); outbound: generated (not taken by the sender yet), "
+                    "its least advanced part's status, a part's failure, or not_sent (a reply "
+                    "withheld: the LLM handed the turn to a person)")
     transcription: Transcription | None = None
     reply: Reply | None = None
     parts_expected: int | None = None
@@ -138,3 +169,35 @@ class DeadLetter(BaseModel):
     event_id: str | None = None
     correlation_id: str | None = None
     dead_lettered_at: datetime
+
+
+# -- the operator API (ADR 0022) ---------------------------------------------------------------
+class Queue(BaseModel):
+    items: list[Conversation] = Field(
+        description="waiting for a person, oldest first; then those an operator has")
+
+
+class OperatorConversation(BaseModel):
+    conversation: Conversation
+    messages: list[Message] = Field(description="the latest messages, oldest first")
+
+
+class ReplyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field("", description="the message (or a caption with media_url)")
+    media_url: str | None = Field(None, description="one https:// media URL")
+
+
+class TemplateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(description="the template's name (`switchboard-tenants add-template`)")
+    variables: dict[str, str] = Field(default_factory=dict,
+                                      description='its variables: {"1": "Thursday"}')
+
+
+class NotifyBody(TemplateBody):
+    user_address: str = Field(description="whatsapp:+E164 of the user")
+    business_address: str | None = Field(
+        None, description="the tenant's number to send from (default: its first)")

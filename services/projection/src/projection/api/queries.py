@@ -10,9 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from switchboard_contracts.conversation_view import Mode
 
 from ..delivery import message_status, part_status
+from ..readmodels.messages import INBOUND
 from . import models, pagination
+
+USER, REPLY = "user", "reply"  # the kinds of messages the conversation did not ask for
 
 _CONVERSATIONS = """
 SELECT c.* FROM conversations c
@@ -66,6 +70,20 @@ SELECT * FROM hops
 WHERE $3::timestamptz IS NULL OR (occurred_at, event_id) > ($3, $4::text)
 ORDER BY occurred_at, event_id
 LIMIT $5
+"""
+# The operator queue: waiting for a person (oldest first), then those an operator has.
+_QUEUE = """
+SELECT * FROM conversations
+WHERE tenant_id = $1 AND mode IN ('waiting', 'human')
+ORDER BY mode = 'human', waiting_since NULLS LAST, conversation_id
+LIMIT $2
+"""
+_LATEST_MESSAGES = """
+SELECT * FROM (
+    SELECT * FROM messages WHERE tenant_id = $1 AND conversation_id = $2
+    ORDER BY created_at DESC, message_id DESC LIMIT $3
+) latest
+ORDER BY created_at, message_id
 """
 _DEAD_LETTERS = """
 SELECT * FROM dead_letters
@@ -156,6 +174,20 @@ async def list_dead_letters(db: asyncpg.Pool, tenant: str, limit: int, cursor: s
     )
 
 
+async def operator_queue(db: asyncpg.Pool, tenant: str, limit: int) -> models.Queue:
+    return models.Queue(items=[_conversation(r) for r in await db.fetch(_QUEUE, tenant, limit)])
+
+
+async def operator_conversation(db: asyncpg.Pool, tenant: str, conversation_id: str, limit: int
+                                ) -> models.OperatorConversation | None:
+    conversation = await get_conversation(db, tenant, conversation_id)
+    if conversation is None:
+        return None
+    rows = await db.fetch(_LATEST_MESSAGES, tenant, conversation_id, limit)
+    return models.OperatorConversation(conversation=conversation,
+                                       messages=await _messages(db, tenant, rows))
+
+
 # -- rows to models ----------------------------------------------------------------------------
 def _like(text: str | None) -> str | None:
     """A substring for ILIKE, with its wildcards taken literally."""
@@ -166,8 +198,9 @@ def _like(text: str | None) -> str | None:
 
 def _conversation(row: asyncpg.Record) -> models.Conversation:
     expires = row["window_expires_at"]
-    return models.Conversation.model_validate(
-        {**dict(row), "window_open": expires is not None and expires > datetime.now(UTC)})
+    return models.Conversation.model_validate({
+        **dict(row), "window_open": expires is not None and expires > datetime.now(UTC),
+        "mode": row["mode"] or Mode.BOT.value, "opted_out": bool(row["opted_out"])})
 
 
 def _hop(row: asyncpg.Record) -> models.Hop:
@@ -200,13 +233,31 @@ async def _messages(db: asyncpg.Pool, tenant: str, rows: Sequence[asyncpg.Record
     return [_message(r, parts.get(r["message_id"], [])) for r in rows]
 
 
+def _kind(row: asyncpg.Record) -> str:
+    """What a message is: the conversation's own requests carry their kind."""
+    if row["kind"]:
+        return str(row["kind"])
+    return USER if row["direction"] == INBOUND else REPLY
+
+
+def _template(row: asyncpg.Record) -> models.Template | None:
+    if not (row["template_name"] or row["content_sid"]):
+        return None
+    variables = json.loads(row["content_variables"]) if row["content_variables"] else {}
+    return models.Template(name=row["template_name"], content_sid=row["content_sid"],
+                           variables=variables)
+
+
 def _message(row: asyncpg.Record, parts: list[models.Part]) -> models.Message:
+    withheld = row["handoff_reason"] is not None
     return models.Message(
         message_id=row["message_id"], conversation_id=row["conversation_id"],
-        correlation_id=row["correlation_id"], direction=row["direction"], turn=row["turn"],
-        text=row["text"], media=_media(row["media"]), message_type=row["message_type"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        delivery_status=message_status(row["direction"], [p.status for p in parts]),
+        correlation_id=row["correlation_id"], direction=row["direction"], kind=_kind(row),
+        purpose=row["purpose"], operator_id=row["operator_id"], template=_template(row),
+        turn=row["turn"], text=row["text"], media=_media(row["media"]),
+        message_type=row["message_type"], created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        delivery_status=message_status(row["direction"], [p.status for p in parts], withheld),
         transcription=models.Transcription(
             status=row["transcription_status"], text=row["transcript"],
             language=row["transcript_language"], error=row["transcription_error"],
@@ -216,6 +267,7 @@ def _message(row: asyncpg.Record, parts: list[models.Part]) -> models.Message:
             model=row["model"], fallback=row["fallback"], fallback_reason=row["fallback_reason"],
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
             latency_ms=row["llm_latency_ms"], generated_at=row["generated_at"],
+            handoff_reason=row["handoff_reason"],
         ) if row["generated_at"] else None,
         parts_expected=row["parts"], parts=parts,
     )

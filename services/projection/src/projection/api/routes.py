@@ -5,7 +5,7 @@ a correlation_id and dead letters, for the tenant whose API key is presented."""
 # annotations name aliases local to read_api().
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 NOT_FOUND = "not found"  # the same for a missing resource and another tenant's
 
-ERRORS: dict[int | str, dict[str, str]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A malformed cursor, or a value the database cannot take"},
     401: {"description": "No API key, or an invalid one"},
     404: {"description": "No such resource for this key's tenant"},
@@ -27,13 +27,19 @@ ERRORS: dict[int | str, dict[str, str]] = {
 ConversationId = Annotated[str, params.id_path("the conversation's id")]
 
 
-def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettings) -> APIRouter:
-    def db() -> asyncpg.Pool:
-        found = pool()
-        if found is None:
-            raise HTTPException(503, "starting")
-        return found
+def available(pool: Callable[[], asyncpg.Pool | None]) -> Callable[[], asyncpg.Pool]:
+    """The service's pool, or a 503 while it starts."""
 
+    def db() -> asyncpg.Pool:
+        started = pool()
+        if started is None:
+            raise HTTPException(503, "starting")
+        return started
+
+    return db
+
+
+def read_api(db: Callable[[], asyncpg.Pool], settings: ProjectionSettings) -> APIRouter:
     Tenant = Annotated[str, Depends(tenant_dependency(db))]
     Limit = Annotated[int, Query(ge=1, le=settings.api_max_page_size,
                                  description="items per page")]
@@ -57,14 +63,14 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
     @router.get("/conversations/{conversation_id}", summary="One conversation")
     async def get_conversation(tenant: Tenant, conversation_id: ConversationId
                                ) -> models.Conversation:
-        return _found(await queries.get_conversation(db(), tenant, conversation_id))
+        return found(await queries.get_conversation(db(), tenant, conversation_id))
 
     @router.get("/conversations/{conversation_id}/messages",
                 summary="A conversation's messages, oldest first, with their delivery state")
     async def list_messages(tenant: Tenant, conversation_id: ConversationId,
                             limit: Limit = page_size,
                             cursor: params.Cursor = None) -> models.Page[models.Message]:
-        _found(await queries.get_conversation(db(), tenant, conversation_id))
+        found(await queries.get_conversation(db(), tenant, conversation_id))
         return await queries.list_messages(db(), tenant, conversation_id, limit, cursor)
 
     @router.get("/messages/{message_id}",
@@ -75,7 +81,7 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
         tenant: Tenant,
         message_id: Annotated[str, params.id_path("a MessageSid, reply id or part's sid")],
     ) -> models.Message:
-        return _found(await queries.get_message(db(), tenant, message_id))
+        return found(await queries.get_message(db(), tenant, message_id))
 
     @router.get("/timelines/{correlation_id}",
                 summary="Every event of a correlation_id, with each hop's latency")
@@ -84,7 +90,7 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
         correlation_id: Annotated[str, params.id_path("the correlation_id")],
         limit: Limit = page_size, cursor: params.Cursor = None,
     ) -> models.Timeline:
-        return _found(await queries.get_timeline(db(), tenant, correlation_id, limit, cursor))
+        return found(await queries.get_timeline(db(), tenant, correlation_id, limit, cursor))
 
     @router.get("/dead-letters", summary="Events a consumer gave up on, newest first")
     async def list_dead_letters(tenant: Tenant, limit: Limit = page_size,
@@ -94,7 +100,8 @@ def read_api(pool: Callable[[], asyncpg.Pool | None], settings: ProjectionSettin
     return router
 
 
-def _found(value: T | None) -> T:
+def found(value: T | None) -> T:
+    """``value``, or the 404 of a missing resource (another tenant's included)."""
     if value is None:
         raise HTTPException(404, NOT_FOUND)
     return value

@@ -24,12 +24,14 @@ MODEL = "clinic-model"
 
 
 def tenant_record(cipher: TokenCipher, *, tenant_id: str = TENANT, language: str = "es",
-                  model: str = MODEL, llm_base_url: str | None = None) -> TenantRecord:
+                  model: str = MODEL, llm_base_url: str | None = None,
+                  llm_api_key: str | None = None) -> TenantRecord:
     now = datetime.now(UTC)
     return TenantRecord(
         tenant_id=tenant_id, name=tenant_id, account_sid=ACCOUNT,
         auth_token_encrypted=cipher.encrypt("1" * 32), system_prompt=PROMPT, model=model,
         language=language, llm_base_url=llm_base_url, numbers=(BUSINESS,),
+        llm_api_key_encrypted=cipher.encrypt(llm_api_key) if llm_api_key else None,
         created_at=now, updated_at=now,
     )
 

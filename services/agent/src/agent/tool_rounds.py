@@ -80,4 +80,5 @@ async def answer_with_tools(chat: ChatModel, request: ChatRequest, toolbox: Tool
         if rounds == max_rounds:
             raise ToolRoundsExceeded(attempts)
         rounds += 1
-        messages += [assistant_message(completion), *results]
+        # A new list: each request keeps the messages it was sent with.
+        messages = [*messages, assistant_message(completion), *results]

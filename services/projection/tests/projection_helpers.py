@@ -36,14 +36,24 @@ def settings_for(nats_url: str, database_url: str, **overrides: object) -> Proje
     return ProjectionSettings(**values)  # type: ignore[arg-type]
 
 
+async def tenants(db: asyncpg.Pool, js: JetStreamContext) -> TenantRepository:
+    return TenantRepository(db, TokenCipher([generate_key()]),
+                            DirectoryPublisher(await open_bucket(js)))
+
+
 async def add_tenant(db: asyncpg.Pool, js: JetStreamContext, tenant_id: str, n: int = 0) -> str:
     """The tenant (its account AC<n...>, its number +1415555010<n>) and a read-API key."""
-    repo = TenantRepository(db, TokenCipher([generate_key()]),
-                            DirectoryPublisher(await open_bucket(js)))
+    repo = await tenants(db, js)
     await repo.add(NewTenant(tenant_id=tenant_id, name=tenant_id, account_sid="AC" + f"{n}" * 32,
                              auth_token=SecretStr("t" * 32),
                              numbers=(f"whatsapp:+1415555010{n}",)))
     return await repo.add_api_key(tenant_id)
+
+
+async def add_operator_key(db: asyncpg.Pool, js: JetStreamContext, tenant_id: str,
+                           operator: str) -> str:
+    """An operator key of the tenant, labelled with the operator's name."""
+    return await (await tenants(db, js)).add_api_key(tenant_id, operator, role="operator")
 
 
 async def wait_caught_up(js: JetStreamContext, timeout_s: float = 20.0) -> None:

@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 from sender.main import build
 from sender.settings import SenderSettings
 from sender_helpers import ACCOUNT, NUMBER, TOKEN, record
-from switchboard_contracts.topology import AGENT, GATEWAY
+from switchboard_contracts.topology import AGENT, CONVERSATION, GATEWAY
 from switchboard_devstack.serving import serve_here
 from switchboard_runtime import Service
 from switchboard_runtime.bus import ensure_streams
@@ -32,7 +32,7 @@ def cipher(monkeypatch: pytest.MonkeyPatch) -> TokenCipher:
 
 @pytest.fixture
 async def streams(js: JetStreamContext) -> None:
-    await ensure_streams(js, (GATEWAY, AGENT))
+    await ensure_streams(js, (GATEWAY, AGENT, CONVERSATION))
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
 from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, ConversationView
 from switchboard_contracts.events.agent import ReplyGenerated
-from switchboard_contracts.topology import AGENT, SENDER
+from switchboard_contracts.events.conversation import OutboundMessageRequested
+from switchboard_contracts.topology import AGENT, CONVERSATION, SENDER
 from switchboard_devstack.views import put_view
 from switchboard_devstack.waiting import eventually
 from switchboard_runtime.bus import Publisher
@@ -77,13 +78,31 @@ def next_turn(turn: Turn) -> Turn:
     return Turn(turn.conversation_id, sid(), turn.turn + 1)
 
 
-def reply(turn: Turn, text: str) -> Envelope:
+def reply(turn: Turn, text: str, **fields: Any) -> Envelope:
     return Envelope.wrap(
         ReplyGenerated(turn=turn.turn, text=text, model="m", user_address=USER,
-                       business_address=NUMBER, account_sid=ACCOUNT),
+                       business_address=NUMBER, account_sid=ACCOUNT, **fields),
         correlation_id=turn.correlation_id, tenant_id=TENANT,
         conversation_id=turn.conversation_id,
     )
+
+
+def request(turn: Turn, kind: str, purpose: str, text: str = "", **fields: Any) -> Envelope:
+    """An OutboundMessageRequested of the conversation, for ``turn`` (``after``,
+    ``content_sid``, ``media_url``, ... in ``fields``)."""
+    return Envelope.wrap(
+        OutboundMessageRequested(kind=kind, purpose=purpose, turn=turn.turn, text=text,
+                                 user_address=USER, business_address=NUMBER,
+                                 account_sid=ACCOUNT, **fields),
+        correlation_id=turn.correlation_id, tenant_id=TENANT,
+        conversation_id=turn.conversation_id,
+    )
+
+
+async def publish_request(js: JetStreamContext, envelope: Envelope) -> None:
+    """Store it where the conversation publishes it."""
+    await Publisher(js, CONVERSATION.name).publish(
+        f"conversation.{envelope.conversation_id}.{OutboundMessageRequested.TYPE}", envelope)
 
 
 async def publish_reply(js: JetStreamContext, envelope: Envelope, msg_id: str | None = None

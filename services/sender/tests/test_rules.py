@@ -131,6 +131,42 @@ def test_refusals(view, turn, started, refused) -> None:
     assert (found and (found.reason, found.error_code)) == refused
 
 
+CLOSED = NOW - timedelta(hours=25)  # the user's last message: the window is closed
+
+
+# What the conversation asks for, by kind and purpose, against the view; and the agent's reply
+# (kind None) in each mode. A request is never stale: the conversation asked for it.
+@pytest.mark.parametrize(("kind", "purpose", "view", "refused"), [
+    (None, None, _view(1, mode=Mode.WAITING), ("human_mode", None)),
+    (None, None, _view(1, mode=Mode.HUMAN, operator_id="ann"), ("human_mode", None)),
+    (None, None, _view(1, mode=Mode.BOT), None),
+    ("notice", "handoff_requested", _view(1, mode=Mode.WAITING), None),
+    ("notice", "handoff_requested", _view(3, answered_turn=1), None),
+    ("notice", "handoff_requested", _view(1, CLOSED), ("outside_24h_window", "63016")),
+    ("notice", "handoff_expired", _view(1, opted_out=True), ("opted_out", None)),
+    ("notice", "opted_out", _view(1, opted_out=True), None),  # the confirmation itself
+    ("notice", "opted_out", _view(1, CLOSED, opted_out=True),
+     ("outside_24h_window", "63016")),
+    ("notice", "opted_in", _view(1), None),
+    ("operator", "operator_reply", _view(1, mode=Mode.HUMAN, operator_id="ann"), None),
+    ("operator", "operator_reply", _view(1, CLOSED, mode=Mode.HUMAN),
+     ("outside_24h_window", "63016")),
+    ("operator", "operator_reply", _view(1, window_ends_at=None),
+     ("outside_24h_window", "63016")),
+    ("operator", "operator_reply", _view(1, opted_out=True), ("opted_out", None)),
+    ("operator", "opted_out", _view(1, opted_out=True), ("opted_out", None)),
+    ("template", "template", _view(1, CLOSED), None),  # outside the window: what templates are for
+    ("template", "template", _view(1, window_ends_at=None), None),
+    ("template", "template", _view(1, mode=Mode.HUMAN), None),
+    ("template", "template", _view(1, CLOSED, opted_out=True), ("opted_out", None)),
+    ("template", "opted_out", _view(1, opted_out=True), ("opted_out", None)),
+])
+def test_refusals_by_kind(kind, purpose, view, refused) -> None:
+    for started in (False, True):  # checked before every part alike
+        found = refusal(view, 1, NOW, started=started, kind=kind, purpose=purpose)
+        assert (found and (found.reason, found.error_code)) == refused
+
+
 # -- decisions ---------------------------------------------------------------------------------
 TRIGGER = uuid.uuid4()
 TIMEOUT = timedelta(seconds=5)

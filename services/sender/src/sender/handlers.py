@@ -1,6 +1,9 @@
 """The sender's handlers: one per event it consumes, each driving one reply forward.
 
-``ReplyGenerated`` records the reply (split into parts) and sends part 1; a
+``ReplyGenerated`` records the reply (split into parts) and sends part 1; an
+``OutboundMessageRequested`` (a notice, an operator's message or a template the conversation
+asks for) is recorded and sent the same way, in its own tree, once the outbound message it
+comes ``after`` has gone out; a
 ``DeliveryStatusReported`` applies the status to its part and, once the part is ``sent``,
 sends the next; a ``PartTimeoutDue`` sends the next part when its callback is late (or, for
 part 0, retries a reply that waited for an earlier one). Every send goes through ``_send``:
@@ -12,7 +15,9 @@ must hold its conversation's lease (``leases.py``): one reply goes out at a time
 for a newer turn waits for the one going out. A reply's first part waits for the
 conversation's decision on its turn (``_settled_view``): the conversation consumes the same
 ``ReplyGenerated`` in parallel and may supersede it; a superseded reply sends nothing, an
-accepted one is sent whole (an acceptance is final).
+accepted one is sent whole (an acceptance is final). What each kind of message needs from
+the view is ``rules.NEEDS``; a reply the agent handed to a person (``handoff_reason``) is
+never sent.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, Event
 from switchboard_contracts.conversation_view import ConversationView
 from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.conversation import OUTBOUND_KINDS, OutboundMessageRequested
 from switchboard_contracts.events.gateway import DeliveryStatusReported
 from switchboard_contracts.events.sender import (
     DeliveryStatusApplied,
@@ -82,6 +88,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _content(state: ReplyState, number: int) -> dict[str, Any]:
+    """What part ``number`` carries besides its text: a template's sid and variables, the
+    media (with part 1). Only what is set, so an adapter written for text alone still works."""
+    extras: dict[str, Any] = {}
+    if state.content_sid:
+        extras.update(content_sid=state.content_sid, content_variables=state.content_variables)
+    if state.media_url and number == 1:
+        extras["media_url"] = state.media_url
+    return extras
+
+
 def _observe_turn(accepted: Envelope, sent_at: datetime) -> None:
     """The "webhook to reply" SLO (ADR 0019): from the turn's start the reply carries (none
     on replies accepted before it did) to its first part's successful Messages API call."""
@@ -115,29 +132,59 @@ class Sender:
         self._lease = timedelta(seconds=settings.reply_lease_s)
         self._wait_poll = timedelta(seconds=settings.reply_wait_poll_s)
         self._acceptance_wait = timedelta(seconds=settings.acceptance_wait_s)
+        self._after_wait = timedelta(seconds=settings.after_wait_s)
 
     # -- handlers ----------------------------------------------------------------------------
     async def on_reply_generated(self, event: Event[ReplyGenerated]) -> None:
         env, data = event.envelope, event.data
         if not env.conversation_id or not env.tenant_id:
             raise PermanentError("ReplyGenerated without conversation_id or tenant_id")
+        if data.handoff_reason:
+            # The agent handed the turn to a person: the conversation tells the user (ADR 0022).
+            metrics.HANDOFF_REPLIES.inc()
+            log.info("reply handing off to a person: not sent", turn=data.turn)
+            return
+        texts = split_message(data.text)
+        await self._accept(env, OutboundReplyAccepted(
+            turn=data.turn, texts=texts, to_address=data.user_address,
+            from_address=data.business_address, account_sid=data.account_sid,
+            fallback=data.fallback, turn_started_at=data.turn_started_at,
+        ))
+
+    async def on_outbound_requested(self, event: Event[OutboundMessageRequested]) -> None:
+        env, data = event.envelope, event.data
+        if not env.conversation_id or not env.tenant_id:
+            raise PermanentError("OutboundMessageRequested without conversation_id or tenant_id")
+        if data.kind not in OUTBOUND_KINDS:
+            raise PermanentError(f"unknown kind of outbound message: {data.kind}")
+        if (data.kind == "template") != (data.content_sid is not None):
+            raise PermanentError("a template goes with a content_sid, and only a template")
+        # A template is one message whatever its text (Twilio renders it); media alone is one.
+        if data.content_sid:
+            texts = [data.text]
+        else:
+            texts = split_message(data.text) or ([""] if data.media_url else [])
+        await self._accept(env, OutboundReplyAccepted(
+            turn=data.turn, texts=texts, to_address=data.user_address,
+            from_address=data.business_address, account_sid=data.account_sid,
+            kind=data.kind, purpose=data.purpose, after=data.after, media_url=data.media_url,
+            content_sid=data.content_sid, content_variables=data.content_variables,
+            template_name=data.template_name, operator_id=data.operator_id,
+        ))
+
+    async def _accept(self, env: Envelope, acceptance: OutboundReplyAccepted) -> None:
+        """Record what is to be sent (once: the first event of its tree) and drive it."""
         reply_id = str(env.event_id)
         state = await self._store.load(reply_id)
         if state.accepted is None:
-            texts = split_message(data.text)
-            accepted = env.caused(OutboundReplyAccepted(
-                turn=data.turn, texts=texts, to_address=data.user_address,
-                from_address=data.business_address, account_sid=data.account_sid,
-                fallback=data.fallback, turn_started_at=data.turn_started_at,
-            ))
             try:
-                await self._store.append(state, accepted)
-                metrics.PARTS_PER_REPLY.observe(len(texts))
+                await self._store.append(state, env.caused(acceptance))
+                metrics.PARTS_PER_REPLY.observe(len(acceptance.texts))
             except ConcurrencyConflict:
                 pass  # another delivery recorded it first
             # Read back at least as far as the acceptance (ours, or the other delivery's).
             state = await self._store.load(reply_id, at_least=max(state.version, 1))
-            if not texts:
+            if not acceptance.texts:
                 await self._fail(state, env, 1, "empty_reply", None)
                 return
         elif state.finished:
@@ -225,6 +272,10 @@ class Sender:
         if recover and part.attempts and await self._found(
                 state, cause, credentials, number, part.attempts[-1].at):
             return
+        first_part = number == 1
+        if (first_part and state.after and not part.attempts
+                and not await self._after_gone_out(state, cause)):
+            return
         conversation_id = state.accepted.conversation_id or ""
         claim = await self._claim(state, conversation_id)
         if claim == "wait":  # an earlier reply of the conversation is still going out
@@ -238,11 +289,13 @@ class Sender:
             await self._fail(state, cause, number, "stale", None)
             return
         revision = claim
-        first_part = number == 1
-        view = await self._settled_view(conversation_id, state.turn, first_part)
+        # The agent's reply waits for the conversation's decision on its turn; what the
+        # conversation asked for is decided already.
+        needs_decision = first_part and state.kind is None
+        view = await self._settled_view(conversation_id, state.turn, needs_decision)
         if view is None:
             raise ViewNotWritten("no view of the conversation yet")
-        if first_part and view.reply_pending(state.turn):
+        if needs_decision and view.reply_pending(state.turn):
             if self._clock() - state.accepted.occurred_at > self._acceptance_wait:
                 await self._fail(state, cause, number, "not_accepted", None)
                 return
@@ -251,7 +304,8 @@ class Sender:
                      turn=state.turn, view_turn=view.turn)
             await self._store.schedule_timeout(state, cause, 0, self._clock() + self._wait_poll)
             return
-        refused = refusal(view, state.turn, self._clock(), started=not first_part)
+        refused = refusal(view, state.turn, self._clock(), started=not first_part,
+                          kind=state.kind, purpose=state.purpose)
         if refused is not None:
             await self._fail(state, cause, number, refused.reason, refused.error_code)
             return
@@ -288,6 +342,7 @@ class Sender:
                     sid = await self._api.create(
                         credentials, to=state.to_address, from_=state.from_address, body=text,
                         status_callback=self._status_callback(state.accepted),
+                        **_content(state, number),
                     )
                 except TwilioCallError as exc:
                     metrics.TWILIO_ERRORS.labels(str(exc.status), str(exc.code)).inc()
@@ -313,12 +368,15 @@ class Sender:
         """Look the part up at Twilio; record it as sent if an earlier attempt created it.
 
         Another reply can have had the same text (a canned answer, a fallback): a match
-        already recorded for another reply or part is that one's message, not ours."""
+        already recorded for another reply or part is that one's message, not ours. A template's
+        body is Twilio's rendering, so any message to the user since the attempt matches (the
+        lease lets one outbound message of the conversation be sent at a time)."""
+        by_template = {"content_sid": state.content_sid} if state.content_sid else {}
         try:
             candidates = await self._api.find(
                 credentials, to=state.to_address, from_=state.from_address,
                 body=state.texts[number - 1], since=attempted_at - self._skew,
-                exclude=state.sids(),
+                exclude=state.sids(), **by_template,
             )
         except TwilioCallError as exc:
             raise TransientFailure(exc) from None
@@ -377,7 +435,27 @@ class Sender:
         log.warning("reply parts not sent", reason=reason, error_code=error_code, part=number,
                     parts=state.count)
 
-    async def _settled_view(self, conversation_id: str, turn: int, first_part: bool
+    async def _after_gone_out(self, state: ReplyState, cause: Envelope) -> bool:
+        """Whether the outbound message this one comes after has gone out or failed (then this
+        one may go); if not, a timer looks again. Past ``after_wait_s`` from this one's
+        arrival it goes anyway: the earlier one never reached the sender or stopped halfway."""
+        assert state.accepted is not None and state.after is not None
+        before = await self._store.load(state.after)
+        now = self._clock()
+        if gone_out(before, now, self._part_timeout):
+            return True
+        if now - state.accepted.occurred_at > self._after_wait:
+            why = "missing" if before.accepted is None else "unfinished"
+            metrics.AFTER_GIVEN_UP.labels(why).inc()
+            log.warning("the message this one comes after has not gone out in time; sending",
+                        why=why, purpose=state.purpose)
+            return True
+        metrics.AFTER_WAITS.inc()
+        log.info("waiting for the message this one comes after", purpose=state.purpose)
+        await self._store.schedule_timeout(state, cause, 0, now + self._wait_poll)
+        return False
+
+    async def _settled_view(self, conversation_id: str, turn: int, needs_decision: bool
                             ) -> ConversationView | None:
         """The conversation's view, re-read for up to ``view_settle_s`` while it is missing or,
         before a reply's first part, undecided on ``turn``: the conversation usually writes
@@ -386,7 +464,7 @@ class Sender:
         deadline, delay = started + self._settings.view_settle_s, FIRST_VIEW_REREAD_S
         while True:
             view = await self._view_of(conversation_id)
-            settled = view is not None and not (first_part and view.reply_pending(turn))
+            settled = view is not None and not (needs_decision and view.reply_pending(turn))
             left = deadline - time.monotonic()
             if settled or left <= 0:
                 metrics.VIEW_SETTLE_SECONDS.observe(time.monotonic() - started)
@@ -402,7 +480,9 @@ class Sender:
             lease = await self._leases.read(conversation_id)
             holder = lease.holder
             if holder is not None and holder.reply_id != state.reply_id:
-                if holder.turn > state.turn:
+                # An agent's reply behind a newer turn is stale; what the conversation asked
+                # for is never dropped for it: it waits its turn.
+                if holder.turn > state.turn and state.kind is None:
                     return "stale"
                 how = await self._takeover(holder)
                 if how is None:

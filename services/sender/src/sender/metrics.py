@@ -47,3 +47,13 @@ LEASE_TAKEOVERS = Counter("switchboard_sender_lease_takeovers_total",
                           "Conversations taken over from an earlier reply: gone_out (it was "
                           "done) or expired (its sender stopped renewing: alert on a rise)",
                           ["how"])
+HANDOFF_REPLIES = Counter("switchboard_sender_handoff_replies_total",
+                          "Agent replies not sent because the agent handed the turn to a person "
+                          "(handoff_reason): the conversation tells the user instead")
+AFTER_WAITS = Counter("switchboard_sender_after_waits_total",
+                      "Times a message the conversation asked for waited for the outbound "
+                      "message before it (after) to go out")
+AFTER_GIVEN_UP = Counter("switchboard_sender_after_given_up_total",
+                         "Messages sent without their predecessor (after) having gone out, "
+                         "after AFTER_WAIT_S: missing (it never reached the sender) or "
+                         "unfinished", ["why"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from switchboard_contracts.conversation_view import ConversationView, Mode
+from switchboard_contracts.conversation_view import ConversationView
 
 # Twilio's statuses for an outbound message, by rank. No callback comes for queued/accepted;
 # the others arrive in no guaranteed order, so they are applied only upwards.
@@ -61,24 +61,47 @@ class Refusal:
     error_code: str | None = None
 
 
-def refusal(view: ConversationView, turn: int, now: datetime, *, started: bool = False
-            ) -> Refusal | None:
-    """Why a part of the agent's reply for ``turn`` must not be sent now, or None.
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What the view must say before a part of one kind of outbound message goes out."""
 
-    Asked before every part, from the conversation's public view. A reply's first part needs
-    the conversation's acceptance of its turn (the handler waits while the view says the turn
-    is pending, so a reply not accepted here is stale). Once ``started`` (its first part went
-    out, so it was accepted, for good) its later parts go on, also when a newer turn has
-    begun: that turn's reply waits for them (the lease). An opted-out user and a conversation
-    in human mode get nothing from the agent; every part needs the 24-hour window (templates,
-    which may go outside it, come later).
+    acceptance: bool  # the conversation accepted the turn's reply (the agent's reply only)
+    bot_mode: bool  # no person asked for or answering (``bot_answers``)
+    window: bool  # WhatsApp's 24-hour window is open (templates may go outside it)
+
+
+REPLY = "reply"  # the agent's reply: an acceptance without a kind
+NEEDS: dict[str, Needs] = {
+    REPLY: Needs(acceptance=True, bot_mode=True, window=True),
+    "notice": Needs(acceptance=False, bot_mode=False, window=True),
+    "operator": Needs(acceptance=False, bot_mode=False, window=True),
+    "template": Needs(acceptance=False, bot_mode=False, window=False),
+}
+# Every kind needs a user who has not opted out, except the one message an opted-out user
+# still gets: the confirmation of the opt-out itself.
+SENT_WHEN_OPTED_OUT = frozenset({("notice", "opted_out")})
+
+
+def refusal(view: ConversationView, turn: int, now: datetime, *, started: bool = False,
+            kind: str | None = None, purpose: str | None = None) -> Refusal | None:
+    """Why a part of an outbound message must not be sent now, or None.
+
+    Asked before every part, from the conversation's public view; ``kind`` None is the agent's
+    reply for ``turn``, else what the conversation asked for (``NEEDS``). A reply's first part
+    needs the conversation's acceptance of its turn (the handler waits while the view says the
+    turn is pending, so a reply not accepted here is stale). Once ``started`` (its first part
+    went out, so it was accepted, for good) its later parts go on, also when a newer turn has
+    begun: that turn's reply waits for them (the lease). The agent's reply needs the bot's
+    mode (a person asked for, ``waiting``, or answering, ``human``, silences it). An opted-out
+    user gets nothing but the opt-out's confirmation; only a template goes outside the window.
     """
-    if not started and not view.reply_accepted(turn):
+    needs = NEEDS[kind or REPLY]
+    if needs.acceptance and not started and not view.reply_accepted(turn):
         return Refusal("stale")
-    if view.opted_out:
+    if view.opted_out and (kind, purpose) not in SENT_WHEN_OPTED_OUT:
         return Refusal("opted_out")
-    if view.mode is Mode.HUMAN:
+    if needs.bot_mode and not view.bot_answers:
         return Refusal("human_mode")
-    if not view.window_open(now):
+    if needs.window and not view.window_open(now):
         return Refusal("outside_24h_window", "63016")
     return None

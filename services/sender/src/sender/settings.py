@@ -13,7 +13,9 @@ class SenderSettings(TenantServiceSettings):
         *TenantServiceSettings.REQUIRED_IN_PRODUCTION, "gateway_public_url",
     )
     # One Messages API call must fit in the drain (ADR 0012).
-    OUTLASTED_BY_DRAIN: ClassVar[tuple[str, ...]] = ("twilio_timeout_s",)
+    OUTLASTED_BY_DRAIN: ClassVar[tuple[str, ...]] = (
+        "twilio_timeout_s", "tenant_webhook_timeout_s",
+    )
 
     service_name: str = "sender"
     # The gateway's public URL (what Twilio calls), e.g. https://hooks.example.com: status
@@ -57,9 +59,19 @@ class SenderSettings(TenantServiceSettings):
     # every turn is decided, so only a reply for a turn the conversation never asked for waits
     # that long.
     acceptance_wait_s: float = Field(default=600.0, gt=0)
+    # A message the conversation asked for names the outbound message before it (`after`): its
+    # first part waits (a timer every reply_wait_poll_s) until that one has gone out or
+    # failed, for at most this long after it arrived; then it goes anyway (logged, counted):
+    # the earlier one never reached the sender, or stopped halfway.
+    after_wait_s: float = Field(default=300.0, gt=0)
     # The MessageSid -> reply map (KV bucket `sender-messages`); the replicas apply to both.
     messages_kv_ttl_days: float = 30.0
     messages_kv_replicas: int | None = None  # unset: SB_KV_REPLICAS
+    # Tenants' handoff webhooks (tenant_webhooks.py): timeout of one POST, deliveries before
+    # the dead letter, and the waits after each failed one (the last repeats): ~2.4 h in all.
+    tenant_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    tenant_webhook_max_deliver: int = Field(default=10, ge=1)
+    tenant_webhook_retry_delays_s: tuple[float, ...] = (5.0, 15.0, 60.0, 300.0, 900.0, 1800.0)
 
     @field_validator("gateway_public_url", "twilio_api_base_url")
     @classmethod

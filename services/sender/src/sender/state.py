@@ -1,5 +1,9 @@
-"""A reply's durable state, folded from its subject tree ``sender.<reply id>.>``, and the
-decision of what to do next (pure)."""
+"""An outbound message's durable state, folded from its subject tree ``sender.<id>.>``, and
+the decision of what to do next (pure).
+
+The tree is the agent's reply (keyed by its ReplyGenerated event id) or a message the
+conversation asked for (keyed by its OutboundMessageRequested event id, ``kind`` set); both
+are called a reply here, and both go out the same way."""
 
 from __future__ import annotations
 
@@ -57,6 +61,12 @@ class ReplyState:
     to_address: str = ""
     from_address: str = ""
     account_sid: str = ""
+    kind: str | None = None  # None: the agent's reply; else notice, operator or template
+    purpose: str | None = None
+    after: str | None = None  # the outbound message that goes out before this one
+    media_url: str | None = None  # with part 1
+    content_sid: str | None = None  # a template: sent with its variables instead of a body
+    content_variables: dict[str, str] = field(default_factory=dict)
     parts: dict[int, PartState] = field(default_factory=dict)
     version: int = 0
 
@@ -93,6 +103,12 @@ def fold(reply_id: str, events: Iterable[tuple[Envelope, int]]) -> ReplyState:
             state.to_address = data["to_address"]
             state.from_address = data["from_address"]
             state.account_sid = data["account_sid"]
+            state.kind = data.get("kind")
+            state.purpose = data.get("purpose")
+            state.after = data.get("after")
+            state.media_url = data.get("media_url")
+            state.content_sid = data.get("content_sid")
+            state.content_variables = dict(data.get("content_variables") or {})
         elif kind == "OutboundPartAttempted":
             at = data.get("attempted_at")
             state.part(int(data["part"])).attempts.append(AttemptRecord(

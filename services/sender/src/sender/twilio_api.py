@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,14 +50,21 @@ class TwilioCallError(Exception):
 
 class MessagesApi(Protocol):
     async def create(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                     status_callback: str | None) -> str:
-        """Send; answers the MessageSid or raises ``TwilioCallError``."""
+                     status_callback: str | None, content_sid: str | None = None,
+                     content_variables: dict[str, str] | None = None,
+                     media_url: str | None = None) -> str:
+        """Send; answers the MessageSid or raises ``TwilioCallError``. With ``content_sid``
+        (a template) the variables go instead of the body; ``media_url`` is attached. (The
+        sender passes these three only when set.)"""
         ...
 
     async def find(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                   since: datetime, exclude: set[str]) -> list[str]:
+                   since: datetime, exclude: set[str], content_sid: str | None = None
+                   ) -> list[str]:
         """The sids of messages with this body sent from ``from_`` to ``to`` since ``since``,
-        oldest first (several when earlier replies had the same text)."""
+        oldest first (several when earlier replies had the same text). With ``content_sid``
+        (a template: Twilio renders the body, and its Message resource does not name the
+        ContentSid) every message sent from ``from_`` to ``to`` since ``since``."""
         ...
 
     async def aclose(self) -> None:
@@ -126,9 +134,18 @@ class TwilioMessages:
             self._clients.clear()
 
     async def create(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                     status_callback: str | None) -> str:
+                     status_callback: str | None, content_sid: str | None = None,
+                     content_variables: dict[str, str] | None = None,
+                     media_url: str | None = None) -> str:
         client = self._client(credentials)
-        options: dict[str, Any] = {"to": to, "from_": from_, "body": body}
+        options: dict[str, Any] = {"to": to, "from_": from_}
+        if content_sid:  # Twilio renders the approved template; a body would be refused
+            options["content_sid"] = content_sid
+            options["content_variables"] = json.dumps(content_variables or {})
+        elif body:
+            options["body"] = body
+        if media_url:
+            options["media_url"] = [media_url]
         if status_callback:
             options["status_callback"] = status_callback
         try:
@@ -141,7 +158,8 @@ class TwilioMessages:
         return str(message.sid)
 
     async def find(self, credentials: Credentials, *, to: str, from_: str, body: str,
-                   since: datetime, exclude: set[str]) -> list[str]:
+                   since: datetime, exclude: set[str], content_sid: str | None = None
+                   ) -> list[str]:
         client = self._client(credentials)
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -152,6 +170,6 @@ class TwilioMessages:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TwilioCallError(None, None, detail=type(exc).__name__) from None
         matches = [m for m in found
-                   if m.body == body and m.sid not in exclude
+                   if (content_sid is not None or m.body == body) and m.sid not in exclude
                    and (m.date_created is None or m.date_created >= since)]
         return [str(m.sid) for m in reversed(matches)]  # Twilio lists newest first

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from switchboard_contracts.events.agent import ReplyGenerated
+from switchboard_contracts.events.conversation import OutboundMessageRequested
 from switchboard_contracts.events.gateway import DeliveryStatusReported
 from switchboard_contracts.events.sender import PartTimeoutDue
-from switchboard_contracts.topology import AGENT, GATEWAY, SENDER
+from switchboard_contracts.topology import AGENT, CONVERSATION, GATEWAY, SENDER
 from switchboard_runtime import Service
 from switchboard_runtime.bus import ConsumerSpec, Handlers
 from switchboard_runtime.limits import attach_limits
@@ -27,6 +28,13 @@ REPLIES = ConsumerSpec(
     ack_wait_s=60.0, max_deliver=8, retry_delays_s=(2.0, 5.0, 15.0, 30.0, 60.0, 120.0),
     batch=16, concurrency=16, long_running=True,
 )
+# What the conversation itself asks to send (notices, operators' messages, templates).
+REQUESTS = ConsumerSpec(
+    durable="sender-requests", stream=CONVERSATION.name,
+    filter_subjects=(f"conversation.*.{OutboundMessageRequested.TYPE}",),
+    ack_wait_s=60.0, max_deliver=8, retry_delays_s=(2.0, 5.0, 15.0, 30.0, 60.0, 120.0),
+    batch=16, concurrency=16, long_running=True,
+)
 STATUSES = ConsumerSpec(
     durable="sender-statuses", stream=GATEWAY.name,
     filter_subjects=(f"gateway.{DeliveryStatusReported.TYPE}",),
@@ -45,7 +53,7 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
     settings = settings or SenderSettings()
     cipher = TokenCipher.from_env()  # fail at start-up, naming the setting
     messages_api = api or TwilioMessages(settings.twilio_api_base_url, settings.twilio_timeout_s)
-    service = Service(settings, owns=(SENDER,), reads=(AGENT, GATEWAY))
+    service = Service(settings, owns=(SENDER,), reads=(AGENT, GATEWAY, CONVERSATION))
     service.app.title = "Switchboard sender"
 
     @service.on_start
@@ -60,6 +68,8 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
                         SenderPacer(settings.rate_limit_per_s, await attach_limits(svc)),
                         ConversationViews(js).view_of, Leases(leases))
         svc.consume(REPLIES, Handlers().on(ReplyGenerated, sender.on_reply_generated))
+        svc.consume(REQUESTS, Handlers().on(OutboundMessageRequested,
+                                            sender.on_outbound_requested))
         svc.consume(STATUSES, Handlers().on(DeliveryStatusReported, sender.on_delivery_status))
         svc.consume(TIMERS, Handlers().on(PartTimeoutDue, sender.on_part_timeout))
         attach_tenant_webhooks(svc, settings, directory)

@@ -149,6 +149,19 @@ class ConversationScript:
             source=source, reason=reason, operator_id=operator_id, turn=self._turn),
             cause or self.events[-1].envelope)
 
+    def take_over(self, operator_id: str) -> None:
+        """An operator takes the conversation from the bot: requested, then claimed."""
+        self.handoff("operator", operator_id=operator_id)
+        self.claim(operator_id)
+
+    def close(self) -> None:
+        """An operator closes the conversation: its handoff released first, as the
+        conversation does."""
+        self.release("closed")
+        self._emit(CONVERSATION, ConversationClosed(reason="operator", session=self._session),
+                   self.events[-1].envelope)
+        self._open = False
+
     def claim(self, operator_id: str) -> None:
         self._emit(CONVERSATION, HandoffClaimed(operator_id=operator_id),
                    self.events[-1].envelope)

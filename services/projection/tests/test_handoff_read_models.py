@@ -100,12 +100,15 @@ async def test_an_operator_take_over_and_a_close(projection: Service, js: JetStr
                                                  pool: asyncpg.Pool) -> None:
     ada = ConversationScript("clinic", ADA, start=START)
     ada.text_message("Hello", reply="Hi!")
-    ada.handoff("operator", operator_id="ann")  # taken over: claimed at once
+    ada.handoff("operator", operator_id="ann")  # a take-over: requested, then claimed
     stages = Stages(js, pool)
+    await stages.publish(ada.events)
+    assert mode_of(await stages.conversation(ada)) == ("waiting", None, "operator", None, None)
+    ada.claim("ann")
     await stages.publish(ada.events)
     assert mode_of(await stages.conversation(ada)) == ("human", "ann", "operator", None, None)
 
-    ada.close_idle()  # closed while an operator had it: the next session is the bot's
+    ada.close()  # closed while an operator had it: released first, the next session the bot's
     await stages.publish(ada.events)
     closed = await stages.conversation(ada)
     assert (closed["status"], *mode_of(closed)) == ("closed", "bot", None, None, None, None)

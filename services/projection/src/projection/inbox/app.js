@@ -38,6 +38,9 @@ const TICKS = {
 };
 const PENDING_TICK = { mark: "🕓", label: "sending", cls: "tick-pending" };
 
+// Who wrote an outbound message, by its kind (an operator's shows the operator's name).
+const AUTHORS = { user: "user", reply: "bot", notice: "notice", template: "template" };
+
 const MODES = { bot: "the bot answers", waiting: "waiting for a person", human: "with a person" };
 
 const $ = (id) => document.getElementById(id);
@@ -49,6 +52,7 @@ const state = {
   shown: { queue: "", messages: "" }, // what is drawn, to redraw only on change
   timer: null,
   busy: false, // a command in flight: its buttons stay disabled
+  retry: null, // { what, key }: the Idempotency-Key of a command that got no answer
 };
 
 // --- the key: from #key=... on first load, then sessionStorage (never in a query string) ---
@@ -115,8 +119,9 @@ function describe(status, body) {
   return `The server answered ${status}.`;
 }
 
-async function api(path, { method = "GET", body } = {}) {
+async function api(path, { method = "GET", body, idempotencyKey } = {}) {
   const headers = { Authorization: `Bearer ${state.key}`, Accept: "application/json" };
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -145,7 +150,7 @@ const items = (page) => (Array.isArray(page) ? page : (page && page.items) || []
 function el(tag, { cls, text, attrs } = {}, children = []) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (text !== undefined && text !== null) node.innerHTML = String(text);
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
   for (const child of children) if (child) node.append(child);
   return node;
@@ -214,9 +219,16 @@ function tickFor(message) {
 
 function messageItem(message) {
   const inbound = message.direction === "inbound";
-  const author = inbound ? "user" : (message.operator_id || (message.kind === "notice" ? "notice" : "bot"));
+  const author = message.operator_id || AUTHORS[message.kind] || (inbound ? "user" : "bot");
   const body = [];
   if (message.text) body.push(el("p", { cls: "text", text: message.text }));
+  if (message.template && message.template.name) {
+    body.push(el("p", { cls: "muted", text: `template: ${message.template.name}` }));
+  }
+  const withheld = message.reply && message.reply.handoff_reason;
+  if (withheld) {
+    body.push(el("p", { cls: "muted", text: `not sent: handed to a person (${withheld})` }));
+  }
   for (const media of message.media || []) {
     body.push(el("p", { cls: "media muted", text: `[${media.content_type || "media"}]` }));
   }
@@ -299,16 +311,29 @@ function select(conversationId) {
   poll();
 }
 
+// The same command tried again after it got no answer (503, a lost connection) carries the
+// same Idempotency-Key: had the first attempt reached the conversation, it is done once.
+function idempotencyKey(what) {
+  if (!state.retry || state.retry.what !== what) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    state.retry = { what, key: Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("") };
+  }
+  return state.retry.key;
+}
+
 async function command(action, body = {}) {
   if (!state.selected || state.busy) return false;
   state.busy = true;
   drawActions(state.conversation || {});
   clearNotice();
+  const what = JSON.stringify([state.selected, action, body]);
   try {
     await api(`conversations/${encodeURIComponent(state.selected)}/${action}`,
-      { method: "POST", body });
+      { method: "POST", body, idempotencyKey: idempotencyKey(what) });
+    state.retry = null;
     return true;
   } catch (error) {
+    if (error.status !== 0 && error.status !== 503) state.retry = null; // answered: done
     if (error.status !== 401) notify(error.message);
     return false;
   } finally {

@@ -14,7 +14,6 @@ from __future__ import annotations
 from switchboard_contracts import Envelope
 from switchboard_contracts.conversation_view import Mode
 from switchboard_contracts.events.conversation import (
-    ConversationClosed,
     HandoffClaimed,
     HandoffExpired,
     HandoffReleased,
@@ -28,46 +27,32 @@ from .base import SequencedApplier
 from .conversations import upsert_conversation
 
 
-def _mode(envelope: Envelope, seq: int, writes: Writes, mode: Mode,
-          operator_id: str | None = None) -> None:
-    upsert_conversation(envelope, writes, mode=mode.value, operator_id=operator_id,
-                        mode_seq=seq)
-
-
-def _back_to_bot(envelope: Envelope, seq: int, writes: Writes) -> None:
-    """No mode but the bot's, and no current handoff (every column of both groups cleared)."""
-    upsert_conversation(envelope, writes, mode=Mode.BOT.value, operator_id=None, mode_seq=seq,
-                        waiting_since=None, handoff_source=None, handoff_reason=None,
-                        handoff_seq=seq)
-
-
 def requested(envelope: Envelope, data: HandoffRequested, seq: int, writes: Writes) -> None:
-    # An operator's take-over is claimed at once (a HandoffClaimed may follow: the same).
-    _mode(envelope, seq, writes, Mode.HUMAN if data.operator_id else Mode.WAITING,
-          data.operator_id)
-    upsert_conversation(envelope, writes, waiting_since=envelope.occurred_at,
+    # Waiting, as the aggregate has it, even for an operator's take-over: its HandoffClaimed
+    # follows at once.
+    upsert_conversation(envelope, writes, mode=Mode.WAITING.value, operator_id=None,
+                        mode_seq=seq, waiting_since=envelope.occurred_at,
                         handoff_source=data.source, handoff_reason=data.reason,
                         handoff_seq=seq)
 
 
 def claimed(envelope: Envelope, data: HandoffClaimed, seq: int, writes: Writes) -> None:
-    _mode(envelope, seq, writes, Mode.HUMAN, data.operator_id)
+    upsert_conversation(envelope, writes, mode=Mode.HUMAN.value, operator_id=data.operator_id,
+                        mode_seq=seq)
 
 
 def released(envelope: Envelope, _data: HandoffReleased, seq: int, writes: Writes) -> None:
-    _back_to_bot(envelope, seq, writes)
+    """Back to the bot, no current handoff (also when the conversation is closed: a close
+    releases first, so a closed conversation's next session starts with the bot)."""
+    upsert_conversation(envelope, writes, mode=Mode.BOT.value, operator_id=None, mode_seq=seq,
+                        waiting_since=None, handoff_source=None, handoff_reason=None,
+                        handoff_seq=seq)
 
 
 def expired(envelope: Envelope, _data: HandoffExpired, _seq: int, writes: Writes) -> None:
     """The user was told nobody came; the mode changes only by a HandoffReleased after it
     (outcome ``bot``)."""
     upsert_conversation(envelope, writes, handoff_expired_at=envelope.occurred_at)
-
-
-def closed(envelope: Envelope, _data: ConversationClosed, seq: int, writes: Writes) -> None:
-    """A closed conversation starts its next session with the bot (the opt-out stays: it is
-    the user's)."""
-    _back_to_bot(envelope, seq, writes)
 
 
 def opted_out(envelope: Envelope, _data: UserOptedOut, seq: int, writes: Writes) -> None:
@@ -84,7 +69,6 @@ APPLIERS: dict[str, SequencedApplier] = {
     HandoffClaimed.TYPE: claimed,
     HandoffReleased.TYPE: released,
     HandoffExpired.TYPE: expired,
-    ConversationClosed.TYPE: closed,
     UserOptedOut.TYPE: opted_out,
     UserOptedIn.TYPE: opted_in,
 }

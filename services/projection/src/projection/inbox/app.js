@@ -150,7 +150,7 @@ const items = (page) => (Array.isArray(page) ? page : (page && page.items) || []
 function el(tag, { cls, text, attrs } = {}, children = []) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.innerHTML = String(text);
+  if (text !== undefined && text !== null) node.textContent = String(text);
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
   for (const child of children) if (child) node.append(child);
   return node;

@@ -23,7 +23,9 @@ import sender.main
 from gateway.ledgers import SENT_BUCKET, STORED_BUCKET
 from projection.consumer import PROJECTED, durable_for
 from sender.leases import LEASES_BUCKET
+from sender.settings import SenderSettings
 from sender.store import MESSAGES_BUCKET
+from sender.tenant_webhooks import webhook_spec
 from switchboard_contracts.commands import COMMAND_SUBJECT_PREFIX
 from switchboard_contracts.conversation_view import VIEW_BUCKET
 from switchboard_contracts.topology import (
@@ -170,8 +172,9 @@ USERS = (
                 buckets=(DIRECTORY,)),
     ServiceUser("agent", AGENT, (CONVERSATION,), (agent.main.REPLIES,),
                 buckets=(DIRECTORY, Bucket(VIEW_BUCKET))),
-    ServiceUser("sender", SENDER, (AGENT, GATEWAY),
-                (sender.main.REPLIES, sender.main.STATUSES, sender.main.TIMERS),
+    ServiceUser("sender", SENDER, (AGENT, GATEWAY, CONVERSATION),
+                (sender.main.REPLIES, sender.main.REQUESTS, sender.main.STATUSES,
+                 sender.main.TIMERS, webhook_spec(SenderSettings())),
                 limits=True, event_sourced=True, buckets=(
         DIRECTORY, Bucket(VIEW_BUCKET), Bucket(MESSAGES_BUCKET, write=True, create=True),
         Bucket(LEASES_BUCKET, write=True, create=True),

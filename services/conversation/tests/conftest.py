@@ -21,10 +21,18 @@ def cipher(monkeypatch) -> TokenCipher:
 
 
 @pytest.fixture
-async def world(js: JetStreamContext, cipher: TokenCipher) -> None:
+def tenant_settings() -> dict[str, object]:
+    """The tenant's settings beyond the helpers' defaults (a test module overrides it)."""
+    return {}
+
+
+@pytest.fixture
+async def world(js: JetStreamContext, cipher: TokenCipher,
+                tenant_settings: dict[str, object]) -> None:
     """What the other services would have created: their streams, and the tenant."""
     await ensure_streams(js, (GATEWAY, AGENT, TRANSCRIPTION))
-    await DirectoryPublisher(await open_bucket(js)).publish(tenant_record(cipher))
+    await DirectoryPublisher(await open_bucket(js)).publish(
+        tenant_record(cipher, **tenant_settings))
 
 
 @pytest.fixture

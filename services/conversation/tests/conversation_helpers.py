@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from conversation.handlers import ConversationHandlers
 from conversation.policy import TenantPolicy, policy_of
@@ -19,6 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from switchboard_contracts import Envelope
+from switchboard_contracts.commands import Command, CommandResult, command_subject
 from switchboard_contracts.conversation_view import VIEW_BUCKET, ConversationView, view_key
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.gateway import InboundMessageReceived, Media
@@ -33,6 +35,7 @@ from switchboard_contracts.topology import (
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.eventsourcing import replay
 from switchboard_tenants import TenantRecord, TokenCipher
+from switchboard_tenants.models import Template
 
 TENANT = "clinic"
 ACCOUNT = "AC" + "a" * 32
@@ -47,21 +50,27 @@ def sid(prefix: str = "SM") -> str:
     return prefix + uuid.uuid4().hex
 
 
-def tenant_record(cipher: TokenCipher) -> TenantRecord:
+TEMPLATE = Template(name="appointment", content_sid="HX" + "b" * 32, language=LANGUAGE,
+                    variables=("1",))
+
+
+def tenant_record(cipher: TokenCipher, **settings: Any) -> TenantRecord:
     now = datetime.now(UTC)
     return TenantRecord(
         tenant_id=TENANT, name="Clinic", account_sid=ACCOUNT,
         auth_token_encrypted=cipher.encrypt("1" * 32), system_prompt="Be brief.", model="m",
         language=LANGUAGE, numbers=(NUMBER,), created_at=now, updated_at=now,
+        templates=(TEMPLATE,), **settings,
     )
 
 
 async def send_inbound(
     js: JetStreamContext, message_sid: str | None = None, text: str = "hello", *,
     media: list[Media] | None = None, user: str = USER, event_id: uuid.UUID | None = None,
-    msg_id: str | None = None,
+    msg_id: str | None = None, received_at: datetime | None = None,
 ) -> Envelope:
-    """As the gateway stores it: event id from the MessageSid, correlation = MessageSid."""
+    """As the gateway stores it: event id from the MessageSid, correlation = MessageSid
+    (``received_at``: when the gateway took it, now by default)."""
     message_sid = message_sid or sid("MM" if media else "SM")
     data = InboundMessageReceived(
         message_sid=message_sid, account_sid=ACCOUNT, from_address=user, to_address=NUMBER,
@@ -71,18 +80,22 @@ async def send_inbound(
         data, correlation_id=message_sid, tenant_id=TENANT,
         event_id=event_id or uuid.uuid5(GATEWAY_NS, f"InboundMessageReceived:{message_sid}"),
     )
+    if received_at is not None:
+        envelope = envelope.model_copy(update={"occurred_at": received_at})
     await Publisher(js, GATEWAY.name).publish(
         inbound_subject(TENANT, user), envelope, msg_id=msg_id or message_sid
     )
     return envelope
 
 
-async def send_reply(js: JetStreamContext, request: Envelope, text: str = "answer") -> Envelope:
-    """As the agent answers a ReplyRequested."""
+async def send_reply(js: JetStreamContext, request: Envelope, text: str = "answer", *,
+                     handoff_reason: str | None = None) -> Envelope:
+    """As the agent answers a ReplyRequested (``handoff_reason``: its LLM called handoff)."""
     data = request.data
     reply = ReplyGenerated(
         turn=data["turn"], text=text, model="m", user_address=data["user_address"],
         business_address=data["business_address"], account_sid=data["account_sid"],
+        handoff_reason=handoff_reason,
     )
     envelope = request.caused(reply)
     await Publisher(js, AGENT.name).publish("agent.ReplyGenerated", envelope)
@@ -169,3 +182,11 @@ def replica(nc: NATS, js: JetStreamContext, views: KeyValue,
         idle_close_s=86400, turn_deadline_s=300, transcript_deadline_s=600, context_size=20,
         max_conflicts=100,
     )
+
+
+async def send_command(nc: NATS, command: Command, *, subject: str | None = None,
+                       timeout_s: float = 10.0) -> CommandResult:
+    """As the operator API sends it: a request on the tenant's command subject."""
+    reply = await nc.request(subject or command_subject(command.tenant_id),
+                             command.model_dump_json().encode(), timeout=timeout_s)
+    return CommandResult.model_validate_json(reply.data)

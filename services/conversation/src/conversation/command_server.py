@@ -48,8 +48,12 @@ class CommandServer:
 
     async def _answer(self, msg: Msg) -> None:
         result = await self.decide(msg.subject, msg.data)
-        if result is not None and msg.reply:
+        if result is None or not msg.reply:
+            return
+        try:
             await msg.respond(result.model_dump_json().encode())
+        except Exception as error:  # the caller times out and retries the same command_id
+            log.warning("command answer not sent", error=type(error).__name__)
 
     async def decide(self, subject: str, raw: bytes) -> CommandResult | None:
         """The answer to one command sent on ``subject``; None when it could not be decided."""

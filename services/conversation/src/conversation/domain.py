@@ -247,12 +247,10 @@ def outbound(state: ConversationState, key: str, **what: Any) -> Step:
 
 def next_request(state: ConversationState, context_size: int) -> Step | None:
     """Ask for a reply when messages wait, none is in flight and every voice note among them
-    has its transcript (or failed to get one); never while a person is asked for or
-    answering, or to a user who opted out."""
+    has its transcript (or failed to get one). (No message waits while a person is asked
+    for or answering, or from a user who opted out: ``state.py``.)"""
     waiting = list(state.waiting_message_sids)
     if not (state.open and waiting) or state.reply_in_flight:
-        return None
-    if state.mode is not Mode.BOT or state.opted_out:
         return None
     if any(sid in state.awaiting_transcript for sid in waiting):
         return None

@@ -10,7 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conversation.command_rules import Refused, decide_command
-from conversation.domain import Step, decide_handoff_deadline, decide_inbound, decide_reply
+from conversation.domain import (
+    Step,
+    decide_handoff_deadline,
+    decide_idle,
+    decide_inbound,
+    decide_reply,
+)
 from conversation.handlers import Decide, decide_steps
 from conversation.notices import TEXTS
 from conversation.policy import TenantPolicy, policy_of
@@ -30,6 +36,7 @@ from switchboard_contracts.conversation_view import Mode
 from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.conversation import (
     HandoffDeadlineDue,
+    IdleCheckDue,
     OutboundMessageRequested,
     ReplyRequested,
 )
@@ -372,3 +379,13 @@ def test_a_business_initiated_template_starts_the_conversation():
     assert (sent.kind, sent.content_sid, sent.content_variables, sent.template_name) == (
         "template", TEMPLATE.content_sid, {"1": "lunes", "2": "10:00"}, "appointment")
     assert conversation.state.mode is Mode.BOT and not conversation.state.window_ends_at()
+
+
+def test_an_idle_close_hands_the_next_session_back_to_the_bot():
+    conversation = claimed()
+    idle = timedelta(hours=1)
+    check = IdleCheckDue(last_activity_at=conversation.state.last_activity_at or NOW)
+    later = datetime.now(UTC) + 2 * idle  # events are stamped with the real clock
+    events = conversation.run(lambda s: decide_idle(s, check, later, idle))
+    assert types(events) == ["HandoffReleased", "ConversationClosed"]
+    assert events[0].reason == "closed" and conversation.state.mode is Mode.BOT

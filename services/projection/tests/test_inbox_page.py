@@ -2,13 +2,14 @@
 Playwright, against the projection's app served on a real port and the real conversation
 service, over real NATS and Postgres.
 
-The operator opens the page with the key in the URL's fragment. A user writes (a message made
-of HTML, which must stay text) and asks for a person: the conversation service hands off, the
-projection projects it, and the conversation appears in the page's queue. The operator opens
-it, claims it and replies from the page (commands through the operator API to the
-conversation service); the reply appears, and its tick advances as the sender's events and
-Twilio's statuses are projected (✓, ✓✓, blue ✓✓). After the user opts out a reply is refused
-and the page says why (409); with the conversation service gone, it says so (503).
+The operator opens the page with the key in the URL's fragment. A user sends a voice note
+(transcribed), writes a message made of HTML (which must stay text) and asks for a person:
+the conversation service hands off, the projection projects it, and the conversation appears
+in the page's queue. The operator opens it, claims it and replies from the page (commands
+through the operator API to the conversation service); the reply appears, and its tick
+advances as the sender's events and Twilio's statuses are projected (✓, ✓✓, blue ✓✓). After
+the user opts out a reply is refused and the page says why (409); with the conversation
+service gone, it says so (503).
 """
 
 from __future__ import annotations
@@ -20,12 +21,24 @@ from collections.abc import AsyncIterator
 import pytest
 from conversation.main import build as build_conversation
 from conversation.settings import ConversationSettings
-from conversation_helpers import ACCOUNT, CID, NUMBER, TENANT, USER, send_inbound
+from conversation_helpers import (
+    ACCOUNT,
+    NUMBER,
+    TENANT,
+    USER,
+    count,
+    history,
+    of_type,
+    send_inbound,
+    send_transcript,
+    wait_for,
+)
 from nats.js import JetStreamContext
 from playwright.async_api import Browser, Page, async_playwright, expect
 from projection_scripts import ConversationScript, Published
 from pydantic import SecretStr
 from switchboard_contracts import Envelope
+from switchboard_contracts.events.gateway import Media
 from switchboard_devstack.serving import serve_here
 from switchboard_runtime import Service
 from switchboard_tenants import (
@@ -44,6 +57,7 @@ pytestmark = pytest.mark.skipif(
            "chromium): the inbox page's test drives a real browser")
 
 OPERATOR = "ann"
+TRANSCRIPT = "I need to move my appointment"
 XSS = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 UI_TIMEOUT_MS = 15_000  # the page polls every 1.5 s; the projection follows the streams
 
@@ -82,12 +96,6 @@ async def conversation_service(nats_url: str, operator_key: str) -> AsyncIterato
         yield svc
 
 
-async def operator_request(js: JetStreamContext) -> Envelope:
-    """The conversation's latest OutboundMessageRequested (the operator's message)."""
-    msg = await js.get_last_msg("CONVERSATION", f"conversation.{CID}.OutboundMessageRequested")
-    return Envelope.from_bytes(msg.data or b"")
-
-
 def sender_events(request: Envelope, text: str) -> list[Published]:
     """What the sender stores for it (accepted, handed to Twilio: queued), then Twilio's
     callbacks sent, delivered and read (the projection's scripts write them exactly as the
@@ -119,7 +127,13 @@ async def test_an_operator_sees_a_conversation_arrive_claims_it_replies_and_sees
         assert await page.evaluate(
             "sessionStorage.getItem('switchboard.operatorKey')") == operator_key
 
-        # A user writes (HTML, to be shown as text), then asks for a person.
+        # A user sends a voice note (transcribed), writes HTML (to be shown as text), then
+        # asks for a person.
+        await send_inbound(js, text="", media=[Media(url="https://api.twilio.com/media/ME1",
+                                                     content_type="audio/ogg")])
+        [transcribe] = of_type(await wait_for(js, count("TranscriptionRequested")),
+                               "TranscriptionRequested")
+        await send_transcript(js, transcribe, TRANSCRIPT)
         await send_inbound(js, text=XSS)
         await send_inbound(js, text="human")
         queued = page.get_by_role("button", name=USER.removeprefix("whatsapp:"))
@@ -132,6 +146,7 @@ async def test_an_operator_sees_a_conversation_arrive_claims_it_replies_and_sees
         await expect(messages.get_by_text(XSS, exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
         assert await messages.locator("img, script").count() == 0
         assert await page.evaluate("window.pwned") is None
+        await expect(messages).to_contain_text(f"Transcript: {TRANSCRIPT}")
 
         await page.get_by_role("button", name="Claim").click()
         await expect(state).to_have_text(f"with a person ({OPERATOR})", timeout=UI_TIMEOUT_MS)
@@ -145,7 +160,9 @@ async def test_an_operator_sees_a_conversation_arrive_claims_it_replies_and_sees
         await expect(reply.get_by_role("img", name="sending")).to_be_visible()
 
         # The sender sends it, then Twilio reports it sent, delivered, read: ✓, ✓✓, blue ✓✓.
-        events = sender_events(await operator_request(js), text)
+        request = of_type(await history(js), "OutboundMessageRequested")[-1]
+        assert request.data["text"] == text
+        events = sender_events(request, text)
         for tick in ("sent", "delivered", "read"):
             while events:
                 event = events.pop(0)

@@ -237,3 +237,16 @@ def test_decisions_for_a_two_part_reply() -> None:
 ])
 def test_a_reply_has_gone_out_when_nothing_more_of_it_will_go(events, now, out) -> None:
     assert gone_out(_state(*events), now, TIMEOUT) is out  # type: ignore[arg-type]
+
+
+def test_a_request_folds_with_what_it_needs_to_be_sent() -> None:
+    state = _state((OutboundReplyAccepted(
+        turn=3, texts=[""], to_address="u", from_address="b", account_sid="AC",
+        kind="template", purpose="template", after="previous", content_sid="HX1",
+        content_variables={"1": "Ana"}, media_url="https://m"), None, NOW))
+    assert (state.kind, state.purpose, state.after) == (  # type: ignore[attr-defined]
+        "template", "template", "previous")
+    assert (state.content_sid, state.content_variables, state.media_url) == (  # type: ignore[attr-defined]
+        "HX1", {"1": "Ana"}, "https://m")
+    reply = _state(ACCEPTED)
+    assert (reply.kind, reply.after, reply.content_sid) == (None, None, None)  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ async def _outcome(js, envelope: Envelope) -> Envelope:
         return next((e for e in await sender_events(js, str(envelope.event_id))
                      if e.type in ("OutboundMessageSent", "OutboundMessageFailed")), None)
 
-    found: Envelope = await eventually(check, 15.0)
+    found: Envelope = await eventually(check, 30.0)  # several wait for the lease in turn
     return found
 
 

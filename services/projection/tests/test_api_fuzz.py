@@ -1,8 +1,9 @@
-"""The read API answers every malformed value with a 4xx and a short reason: never a 5xx, never
-a traceback in the log, never the value echoed back. Property-based, over every route and
-parameter: cases generated from the OpenAPI document (schemathesis, valid and invalid), and
-values known to trouble Postgres (NUL and control characters, times that overflow when
-converted to UTC, integers past int64, tampered cursors) against a real projection."""
+"""The read API (and the operator API) answers every malformed value with a 4xx and a short
+reason: never a 5xx, never a traceback in the log, never the value echoed back.
+Property-based, over every route and parameter: cases generated from the OpenAPI document
+(schemathesis, valid and invalid), and values known to trouble Postgres (NUL and control
+characters, times that overflow when converted to UTC, integers past int64, tampered cursors)
+against a real projection."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import asyncpg
 import httpx
 import pytest
 import schemathesis
+from fake_conversation import fake_conversation
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from projection.api import install_error_handlers
-from projection_helpers import START, add_tenant, wait_caught_up
+from projection_helpers import START, add_operator_key, add_tenant, wait_caught_up
 from projection_scripts import ConversationScript, publish
 from schemathesis import GenerationMode
 from switchboard_runtime import Service
@@ -50,8 +53,13 @@ class Api:
     correlation_id: str
 
     def get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        request = self.client.get(url, params=params, headers={"X-API-Key": self.key})
-        return asyncio.run_coroutine_threadsafe(request, self.loop).result(timeout=30)
+        return self.send("GET", url, params=params)
+
+    def send(self, method: str, url: str, key: str | None = None,
+             **request: Any) -> httpx.Response:
+        headers = {**(request.pop("headers", None) or {}), "X-API-Key": key or self.key}
+        call = self.client.request(method, url, headers=headers, **request)
+        return asyncio.run_coroutine_threadsafe(call, self.loop).result(timeout=30)
 
 
 @pytest.fixture
@@ -117,6 +125,40 @@ async def test_no_route_answers_5xx_to_what_its_openapi_document_allows_or_forbi
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 await asyncio.to_thread(fuzz, operation.as_strategy(generation_mode=mode))
+
+
+async def test_no_command_answers_5xx_to_what_its_openapi_document_allows_or_forbids(
+        api: Api, projection: Service, js: JetStreamContext, nc: NATS) -> None:
+    """The operator API's commands, with an operator key: a malformed path, header or body is
+    a 4xx (the command's contract decides what is well formed)."""
+    assert projection.db is not None
+    operator = await add_operator_key(projection.db, js, "clinic", "ann")
+    schema = schemathesis.openapi.from_dict(projection.app.openapi())
+    operations = [o for o in (result.ok() for result in schema.get_all_operations())
+                  if o.method.upper() == "POST"]
+    assert len(operations) == 7
+
+    def fuzz(strategy: st.SearchStrategy[Any]) -> None:
+        @FUZZ
+        @given(case=strategy)
+        def check(case: Any) -> None:
+            sent = case.as_transport_kwargs(base_url=BASE)
+            sent.pop("cookies", None)  # none documented
+            try:
+                response = api.send(sent.pop("method"), sent.pop("url"), operator, **sent)
+            except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError):
+                return  # not even sendable over HTTP: no server sees it
+            assert_refused_cleanly(response)
+
+        check()
+
+    # Answering, so a command that is well formed is not a 503 (test_operator_api.py says what
+    # reaches the conversation).
+    async with fake_conversation(nc):
+        with no_traceback_logged():
+            for operation in operations:
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                    await asyncio.to_thread(fuzz, operation.as_strategy(generation_mode=mode))
 
 
 # -- values known to trouble Postgres, in every parameter ---------------------------------------

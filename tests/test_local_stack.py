@@ -85,6 +85,14 @@ async def _check_read_api(settings: dict[str, str], *, voice_note: bool) -> None
                     break
             await asyncio.sleep(0.2)
         assert len(messages) == expected, messages
+        # make run's demo operator: an operator key (a reader key's command is a 403; this
+        # one reaches the lookup of a conversation that does not exist), and the inbox page.
+        operator = {"X-API-Key": settings["SWITCHBOARD_OPERATOR_KEY"]}
+        assert settings["SWITCHBOARD_OPERATOR_URL"] == api
+        assert (await client.get("/v1/operator/queue", headers=operator)).status_code == 200
+        claim = f"/v1/operator/conversations/cv{'0' * 32}/claim"
+        assert (await client.post(claim, headers=operator)).status_code == 404
+        assert "Switchboard inbox" in (await client.get("/inbox/")).text
     if voice_note:
         transcribed = [m for m in messages if m.get("transcription")]
         assert "appointment" in str(transcribed[0]["transcription"]).lower()

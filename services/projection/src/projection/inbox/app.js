@@ -199,7 +199,10 @@ function drawQueue(conversations) {
     }, [
       el("span", { cls: "queue-user", text: userOf(c) }),
       el("span", { cls: `mode mode-${c.mode || "bot"}`, text: modeText(c) }),
-      c.handoff_reason ? el("span", { cls: "queue-reason", text: c.handoff_reason }) : null,
+      c.handoff_reason ? el("span", {
+        cls: "queue-reason",
+        text: c.handoff_source ? `${c.handoff_source}: ${c.handoff_reason}` : c.handoff_reason,
+      }) : null,
       el("time", { cls: "muted", text: when(c.waiting_since || c.requested_at || c.updated_at) }),
     ]);
     open.addEventListener("click", () => select(c.conversation_id));

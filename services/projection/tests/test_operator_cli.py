@@ -79,6 +79,7 @@ async def test_an_operator_works_a_conversation_from_the_cli(
     assert templated.exit_code == 0 and notified.exit_code == 0
     claim, template, notify, reply = received
     assert isinstance(claim, Claim) and (claim.tenant_id, claim.operator_id) == ("clinic", "ann")
+    assert f"switchboard-trace {claim.command_id}" in claimed.output
     assert isinstance(template, SendTemplate)
     assert template.variables == {"1": "Thursday", "2": "3 pm"}
     assert isinstance(notify, SendTemplate) and notify.conversation_id is None

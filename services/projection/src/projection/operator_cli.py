@@ -225,10 +225,13 @@ def _variables(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _command(ctx: typer.Context, path: str, body: dict[str, Any] | None, done: str) -> None:
-    # One key per invocation: a retry by the API's client (not the operator) stays one command.
-    result = _call(ctx, "POST", path, body, {"Idempotency-Key": uuid.uuid4().hex})
+    # One id per invocation; the conversation's events for it carry it as their
+    # correlation_id, so `switchboard-trace <id>` shows the command's steps.
+    command_id = uuid.uuid4().hex
+    result = _call(ctx, "POST", path, body, {"Idempotency-Key": command_id})
     who = f" ({result['operator_id']})" if result.get("operator_id") else ""
-    console.print(f"[green]{done}[/green]: mode {result.get('mode') or '?'}{who}")
+    console.print(f"[green]{done}[/green]: mode {result.get('mode') or '?'}{who}; "
+                  f"trace: switchboard-trace {command_id}")
 
 
 # -- HTTP ---------------------------------------------------------------------------------------

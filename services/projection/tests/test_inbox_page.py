@@ -119,7 +119,10 @@ async def test_an_operator_sees_a_conversation_arrive_claims_it_replies_and_sees
         page = await browser.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.goto(f"{base_url}/inbox#key={operator_key}")
+        opened = await page.goto(f"{base_url}/inbox#key={operator_key}")
+        assert opened is not None
+        policy = (await opened.all_headers())["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
 
         # Logged in from the fragment, which leaves the address bar (and the history).
         await expect(page.get_by_text("Nobody is waiting.")).to_be_visible()

@@ -92,7 +92,7 @@ class SendTemplate(_Command):
 
 Command = Annotated[TakeOver | Claim | Release | Close | Reply | SendTemplate,
                     Field(discriminator="command")]
-COMMAND = TypeAdapter(Command)
+COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 class CommandResult(BaseModel):

@@ -36,8 +36,10 @@ USER = "whatsapp:+447700900001"
 
 
 def simulator_config() -> SimConfig:
+    # As Twilio does, free text more than 24 h after the user's last message fails (63016).
     return SimConfig(accounts=[Account(sid=ACCOUNT, auth_token=TOKEN)],
-                     status_delays=StatusDelays(sent=0.05, delivered=0.05, read=0.05))
+                     status_delays=StatusDelays(sent=0.05, delivered=0.05, read=0.05),
+                     enforce_window=True)
 
 
 async def publish_tenant(js: JetStreamContext, cipher: TokenCipher, language: str = "en"

@@ -20,12 +20,18 @@ from switchboard_tenants import (
     generate_key,
     open_bucket,
 )
+from switchboard_tenants.models import Template
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 NUMBER = "whatsapp:+14155550100"
 USER = "whatsapp:+14155550101"
 TENANT_ID = "demo"
 OPERATOR = "demo-operator"  # the demo operator's name: its key's label, operator_id in events
+# An approved template of the demo account (in the simulator and registered for the tenant),
+# so operators can try what goes outside the 24-hour window.
+TEMPLATE = Template(name="appointment_reminder", content_sid="HX" + "0" * 31 + "1",
+                    language="en", variables=("1",))
+TEMPLATE_BODY = "Hello! This is a reminder of your appointment on {{1}}."
 
 
 @dataclass
@@ -70,6 +76,9 @@ class Demo:
                     auth_token=self.auth_token, numbers=[NUMBER],
                     system_prompt="You are the friendly assistant of a dental clinic. Be brief.",
                 ))
+            tenant = await tenants.get(TENANT_ID)
+            if tenant is not None and tenant.template(TEMPLATE.name) is None:
+                await tenants.add_template(TENANT_ID, TEMPLATE)
             if not self.api_key or await tenants.tenant_for_api_key(self.api_key) is None:
                 self.api_key = await tenants.add_api_key(TENANT_ID, "make run")
                 self.save()
@@ -87,5 +96,9 @@ class Demo:
             "accounts": [{"sid": ACCOUNT_SID, "auth_token": self.auth_token}],
             "numbers": [{"address": NUMBER, "account_sid": ACCOUNT_SID,
                          "webhook_url": webhook_url}],
+            "templates": [{"sid": TEMPLATE.content_sid, "account_sid": ACCOUNT_SID,
+                           "friendly_name": TEMPLATE.name, "body": TEMPLATE_BODY}],
+            # Free text more than 24 h after the user's last message fails with 63016.
+            "enforce_window": True,
         }, indent=2))
         return path

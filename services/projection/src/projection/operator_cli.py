@@ -97,8 +97,10 @@ def queue(ctx: typer.Context) -> None:
         console.print("Nobody is waiting for a person.")
         return
     table = Table(title="Operator queue")
-    for column in ("conversation", "user", "mode", "operator", "since", "why"):
-        table.add_column(column)
+    # The id is what the other commands take: never cut, whatever the terminal's width.
+    table.add_column("conversation", no_wrap=True, min_width=34)
+    for column in ("user", "mode", "operator", "since", "why"):
+        table.add_column(column, overflow="fold")
     for c in items:
         table.add_row(c["conversation_id"], escape(c.get("user_address") or ""),
                       _mode(c), escape(c.get("operator_id") or ""),

@@ -270,3 +270,37 @@ async def test_outside_the_window_only_a_template_goes_out(loop: Loop) -> None:
     assert refused.status_code == 409 and refused.json()["reason"] == "outside_24h_window"
     await drained(loop.js)
     assert len(await loop.sent_to(OTHER_USER)) == 1
+
+
+async def test_operator_replies_keep_their_order_during_a_user_burst(loop: Loop) -> None:
+    await loop.say("Hello")
+    await loop.received(1)
+    conversation = await eventually(lambda: _conversation_of(loop),
+                                    what="the conversation in the read models")
+    taken = await loop.api.post(f"/v1/operator/conversations/{conversation}/take-over")
+    assert taken.status_code == 200, taken.text
+
+    texts = [f"Operator message {n}" for n in range(1, 5)]
+    burst = [f"user burst {n}" for n in range(1, 6)]
+
+    async def operator() -> None:
+        for text in texts:  # each accepted before the next is sent, as a person types
+            answer = await loop.api.post(f"/v1/operator/conversations/{conversation}/reply",
+                                         json={"text": text})
+            assert answer.status_code == 200, answer.text
+
+    async def user() -> None:
+        for text in burst:
+            await loop.say(text)
+
+    await asyncio.gather(operator(), user())
+    sent = await loop.received(1 + len(texts))
+    assert [m["Body"] for m in sent[1:]] == texts  # in the order the operator wrote them
+    await drained(loop.js)
+    assert len(await loop.sent_to()) == 1 + len(texts)  # the bot said nothing to the burst
+
+
+async def _conversation_of(loop: Loop) -> str | None:
+    response = await loop.api.get("/v1/conversations")
+    items = response.json()["items"]
+    return items[0]["conversation_id"] if items else None

@@ -116,3 +116,23 @@ async def test_keys_never_appear_in_subjects(nats_url: str) -> None:
         await nc.close()
     assert info.state.subjects
     assert not any("447700900123" in subject for subject in info.state.subjects)
+
+
+async def test_a_sync_sends_each_new_keys_hits_once_and_no_previous_window(nats_url: str) -> None:
+    # One increment per key seen (the current window); the previous window of a key this
+    # replica never counted in is not synced in the background.
+    async with replica(nats_url) as a:
+        a._local_until = float("inf")  # no background sync: this test's sync is the one
+        limit = a.limit("sender", PER_MINUTE)
+        for i in range(50):
+            assert await limit.hit(f"tenant|whatsapp:+4477009{i:05d}")
+        sent = a._nc.stats["out_msgs"]
+        await a._sync(a._due())
+        assert a._nc.stats["out_msgs"] - sent == 50
+        nc = await nats.connect(nats_url)
+        info = await nc.jetstream().stream_info(a.stream, subjects_filter=">")
+        await nc.close()
+    window = int(NOW // PER_MINUTE.window_s)
+    assert info.state.subjects is not None
+    assert len(info.state.subjects) == 50
+    assert all(f".{window}." in subject for subject in info.state.subjects)

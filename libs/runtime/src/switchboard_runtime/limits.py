@@ -3,10 +3,16 @@
 Every replica counts hits locally and, every ``sync_interval_s`` in the background, adds its
 unsynced hits to a JetStream distributed counter (ADR-49, server 2.12+: a publish with
 ``Nats-Incr: +<delta>`` to a stream with ``allow_msg_counter``; the PubAck carries the
-subject's new total, so the same request teaches the replica what the others counted; keys
+subject's new total, so the same message teaches the replica what the others counted; keys
 only consulted are synced with ``+0`` to learn theirs). One
 subject per (scope, window length, window, key digest):
 ``limits.<service>.<scope>.<window_s>s.<window index>.<digest>``.
+
+A sync is one batch: every due key's increment is published at once, each with its own reply
+subject under one inbox subscription, and the batch waits for all the PubAcks together (no
+request, task or timer per key). A previous window is synced only if this replica counted in
+it or a decision on that key had to wait for a sync: a key seen for the first time costs one
+increment, not two.
 
 A decision is the sliding-window-counter estimate (the previous window's total weighted by
 how much of it still overlaps, plus the current window's total), each total being the global
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -33,7 +40,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from prometheus_client import Counter
@@ -50,7 +58,6 @@ SYNC_FAILURES = Counter(
     "Syncs of shared rate-limit counters that failed (decisions were local meanwhile)",
     ["service"],
 )
-MAX_REQUESTS = 128  # sync requests in flight at once
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*(second|minute|hour|day)s?\s*$", re.I)
 
@@ -89,6 +96,28 @@ class _Count:
 _Key = tuple[str, int, int, str]  # scope, window_s, window index, digest
 
 
+class _Batch:
+    """One sync's increments, answered by PubAcks in any order."""
+
+    def __init__(self, size: int) -> None:
+        self.totals: list[int | None] = [None] * size
+        self.unanswered = size
+        self.no_responders = False  # the stream is gone (a memory stream after a restart)
+        self.error = ""  # why the batch ended early: not sent, or timed out
+        self.done = asyncio.get_running_loop().create_future()
+
+    def answer(self, index: int, msg: Msg) -> None:
+        if self.totals[index] is not None:
+            return
+        try:
+            self.totals[index] = int(json.loads(msg.data)["val"])
+        except Exception:  # an error answer (status header or JetStream error): failed
+            self.no_responders |= (msg.headers or {}).get("Status") == "503"
+        self.unanswered -= 1
+        if self.unanswered == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
 class SharedCounters:
     """The counters of one service's limits, in its ``LIMITS_<SERVICE>`` counter stream."""
 
@@ -101,17 +130,22 @@ class SharedCounters:
         self.sync_interval_s = sync_interval_s
         self._timeout_s = timeout_s  # a decision's sync; the background's may take longer
         self._background_timeout_s = max(timeout_s, 5 * sync_interval_s)
-        self._requests = asyncio.Semaphore(MAX_REQUESTS)
         self._max_age_s = max_age_s
         self._clock = clock  # wall clock: every replica must agree on window boundaries
         self._counts: dict[_Key, _Count] = {}
-        self._syncing: dict[_Key, asyncio.Task[None]] = {}
+        self._syncing: dict[_Key, asyncio.Task[None]] = {}  # key -> the batch syncing it
+        self._batches: dict[int, _Batch] = {}  # by batch number, until answered or timed out
+        self._batch_numbers = itertools.count()
+        self._inbox = ""
+        self._answers: Subscription | None = None
         self._local_until = 0.0  # after a failed sync, decide locally until then
         self._task: asyncio.Task[None] | None = None
         self._stream_missing = False
 
     async def start(self) -> None:
         await self._ensure_stream()
+        self._inbox = self._nc.new_inbox()
+        self._answers = await self._nc.subscribe(f"{self._inbox}.*.*", cb=self._answered)
         self._task = asyncio.create_task(self._run(), name=f"limits-sync-{self._service}")
 
     async def stop(self) -> None:
@@ -121,6 +155,9 @@ class SharedCounters:
                 await self._task
         if self._shared():  # the last hits, so other replicas still see them
             await self._sync(self._due())
+        if self._answers is not None:
+            with contextlib.suppress(Exception):  # a closed connection has no subscription
+                await self._answers.unsubscribe()
 
     def limit(self, scope: str, rate: Rate, *, burst: int | None = None) -> SharedLimit:
         """``burst``: unsynced hits per key before a decision waits for a sync (default: what
@@ -149,7 +186,10 @@ class SharedCounters:
         current, previous, weight = self._keys(scope, rate, key)
         count = self._count(current)
         count.consulted = True
-        return self._count(previous).total * weight + count.total, count
+        # Not created when absent: a previous window this replica never counted in is synced
+        # only when a decision on this key waits for a sync (_sync_now).
+        before = self._counts.get(previous)
+        return (before.total * weight if before else 0.0) + count.total, count
 
     def _add(self, scope: str, rate: Rate, key: str, hits: int) -> None:
         current, _, _ = self._keys(scope, rate, key)
@@ -181,49 +221,76 @@ class SharedCounters:
                 await self._sync(self._due(), self._background_timeout_s)
 
     async def _sync(self, keys: Iterable[_Key], timeout_s: float | None = None) -> None:
-        tasks = []
+        batch: list[_Key] = []
+        waits: set[asyncio.Task[None]] = set()
         for key in keys:
-            task = self._syncing.get(key)
-            if task is None:  # one sync per key at a time; later callers wait for it
-                task = self._syncing[key] = asyncio.create_task(
-                    self._sync_one(key, timeout_s or self._timeout_s))
-                task.add_done_callback(self._synced(key))
-            tasks.append(task)
-        if tasks:
-            await asyncio.gather(*tasks)
+            syncing = self._syncing.get(key)
+            if syncing is None:  # one sync per key at a time; later callers wait for it
+                batch.append(key)
+            else:
+                waits.add(syncing)
+        if batch:
+            task = asyncio.create_task(self._sync_batch(batch, timeout_s or self._timeout_s))
+            for key in batch:
+                self._syncing[key] = task
+            task.add_done_callback(lambda _: self._forget_syncing(batch))
+            waits.add(task)
+        if waits:
+            await asyncio.gather(*waits)
 
-    def _synced(self, key: _Key) -> Callable[[asyncio.Task[None]], None]:
-        def done(_: asyncio.Task[None]) -> None:
+    def _forget_syncing(self, keys: list[_Key]) -> None:
+        for key in keys:
             self._syncing.pop(key, None)
 
-        return done
-
-    async def _sync_one(self, key: _Key, timeout_s: float) -> None:
-        count = self._count(key)
-        delta, count.pending, count.consulted = count.pending, 0, False
-        count.in_flight += delta
-        scope, window_s, index, digest = key
-        subject = f"limits.{self._service}.{scope}.{window_s}s.{index}.{digest}"
+    async def _sync_batch(self, keys: list[_Key], timeout_s: float) -> None:
+        """Adds every key's unsynced hits in one batch of publishes; learns their totals."""
+        counts = [self._count(key) for key in keys]
+        deltas = [count.pending for count in counts]
+        for count, delta in zip(counts, deltas, strict=True):
+            count.pending, count.consulted = 0, False
+            count.in_flight += delta
+        number = next(self._batch_numbers)
+        batch = self._batches[number] = _Batch(len(keys))
         try:
-            async with self._requests:  # a bounded burst of requests, not one per key at once
-                reply = await self._nc.request(subject, b"", timeout=timeout_s,
-                                               headers={"Nats-Incr": f"{delta:+d}"})
-            answer = json.loads(reply.data)
-            total = int(answer["val"])
-        except Exception as exc:  # any failure: decide locally for a while
-            # A memory stream does not outlive a single server's restart: create it again.
-            self._stream_missing |= isinstance(exc, NoRespondersError)
-            count.pending += delta
-            SYNC_FAILURES.labels(self._service).inc()
-            if self._shared():  # once per episode, not once per key
-                log.warning("shared rate-limit sync failed: deciding per replica",
-                            error=type(exc).__name__)
-            self._local_until = time.monotonic() + self.sync_interval_s
-            return
+            for index, ((scope, window_s, window, digest), delta) in enumerate(
+                    zip(keys, deltas, strict=True)):
+                await self._nc.publish(
+                    f"limits.{self._service}.{scope}.{window_s}s.{window}.{digest}",
+                    reply=f"{self._inbox}.{number}.{index}",
+                    headers={"Nats-Incr": f"{delta:+d}"})
+            await asyncio.wait_for(batch.done, timeout_s)
+        except Exception as exc:  # not sent, or not all answered in time: those fail below
+            batch.error = type(exc).__name__
         finally:
-            count.in_flight -= delta
-        count.synced = total  # one sync per key at a time: answers come in order
-        count.known = True
+            del self._batches[number]
+            for count, delta in zip(counts, deltas, strict=True):
+                count.in_flight -= delta
+        failed = 0
+        for count, delta, total in zip(counts, deltas, batch.totals, strict=True):
+            if total is None:
+                count.pending += delta  # added again by a later sync, while it matters
+                failed += 1
+            else:
+                count.synced = total  # one sync per key at a time: answers come in order
+                count.known = True
+        if failed:
+            self._failed(batch)
+
+    async def _answered(self, msg: Msg) -> None:
+        _, number, index = msg.subject.rsplit(".", 2)
+        batch = self._batches.get(int(number))
+        if batch is not None:  # else answered after its batch timed out: ignored
+            batch.answer(int(index), msg)
+
+    def _failed(self, batch: _Batch) -> None:
+        """Decide locally for a while; a memory stream lost with a single server's restart
+        is created again on the next round."""
+        self._stream_missing |= batch.no_responders
+        SYNC_FAILURES.labels(self._service).inc()
+        if self._shared():  # once per episode, not once per key
+            log.warning("shared rate-limit sync failed: deciding per replica",
+                        error=batch.error or "error answer")
+        self._local_until = time.monotonic() + self.sync_interval_s
 
     def _forget_old(self) -> None:
         now = self._clock()

@@ -64,6 +64,8 @@ class ServiceSettings(NatsUser):
     log_level: str = "INFO"
     otel_exporter_otlp_endpoint: str | None = None
     drain_timeout_s: float = 25.0
+    # How long start-up may wait for NATS (and Postgres) to answer before the process exits 1.
+    startup_timeout_s: float = 60.0
 
     @property
     def production(self) -> bool:

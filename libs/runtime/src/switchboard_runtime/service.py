@@ -1,8 +1,10 @@
 """The one way every service starts: connect, declare, consume, serve health, drain.
 
 A service's composition root builds a ``Service``, registers its consumers and routes, and
-calls ``run()``. On SIGTERM it turns not-ready, stops the HTTP server, stops fetching, lets
-in-flight handlers finish and ack, then drains the NATS connection.
+calls ``run()``. Start-up waits for NATS (and Postgres) to answer, within ``STARTUP_TIMEOUT_S``,
+serving ``/healthz`` and a not-ready ``/readyz`` meanwhile; past it the process exits 1 with
+one line saying what it waited on. On SIGTERM it turns not-ready, stops the HTTP server, stops
+fetching, lets in-flight handlers finish and ack, then drains the NATS connection.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 
 import asyncpg
-import nats
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from nats.aio.client import Client as NATS
@@ -33,6 +34,7 @@ from .bus import (
 from .bus.collector import AdvisoryCollector
 from .bus.deadletters import REPLAY
 from .config import ServiceSettings
+from .startup import StartingClient, StartupTimeout, retrying
 from .telemetry import configure_logging, configure_tracing, get_logger
 
 log = get_logger(__name__)
@@ -71,6 +73,9 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._nc: NATS | None = None
+        self._client: StartingClient | None = None  # set as start-up begins to connect
+        self._waiting_on: str | None = None  # what start-up waits for outside the client
+        self._connect_failures = 0
         self._js: JetStreamContext | None = None
         self.db: asyncpg.Pool | None = None
         self.ready = False
@@ -108,9 +113,42 @@ class Service:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        """Connect, declare, run the start hooks and start consuming, waiting for NATS and
+        Postgres within ``STARTUP_TIMEOUT_S``; past it, ``StartupTimeout``."""
         configure_logging(self.name, self.settings.log_level)
         configure_tracing(self.name, self.settings.otel_exporter_otlp_endpoint)
-        self._nc = await nats.connect(
+        budget = self.settings.startup_timeout_s
+        try:
+            async with asyncio.timeout(budget):
+                await self._start()
+        except TimeoutError:
+            waiting_on = self.waiting_on or "the start hooks"
+            if self._client is not None:
+                await self._client.close()
+            raise StartupTimeout(
+                f"not started within STARTUP_TIMEOUT_S ({budget:g} s): still waiting on "
+                f"{waiting_on}") from None
+        except asyncio.CancelledError:  # stopped while starting: no reconnect loop left behind
+            if self._nc is None and self._client is not None:
+                await self._client.close()
+            raise
+        finally:
+            if self._client is not None:
+                self._client.starting = False  # from now on requests fail fast
+        self.ready = True
+        log.info("service started", consumers=[c.spec.durable for c in self._consumers])
+
+    @property
+    def waiting_on(self) -> str | None:
+        """What start-up is waiting for now (None: nothing, or started)."""
+        if self._waiting_on is not None:
+            return self._waiting_on
+        return self._client.waiting_on if self._client is not None else None
+
+    async def _start(self) -> None:
+        self._client = StartingClient()
+        self._waiting_on = "NATS"
+        await self._client.connect(
             self.settings.nats_url.split(","),  # a cluster: every node's URL, comma-separated
             name=self.name,
             **self.settings.nats_connect_options(),  # its own user (NATS_USER, NATS_PASSWORD)
@@ -118,17 +156,18 @@ class Service:
             # permissions), so no other service can read its KV gets or API answers.
             inbox_prefix=f"_INBOX_{self.name}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # a float, typed int
             error_cb=self._on_nats_error,
             disconnected_cb=self._on_disconnect,
             reconnected_cb=self._on_reconnect,
         )
+        self._nc, self._waiting_on = self._client, None
         self._js = self._nc.jetstream()
         await ensure_streams(self._js, (*self.owns, DEADLETTER, REPLAY, ADVISORIES))
         for spec in self.reads:  # so a service can start before the owners of its inputs
             await ensure_input_stream(self._js, spec)
         if self.settings.database_url:
-            self.db = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=10)
+            self.db = await self._create_pool(self.settings.database_url)
         for hook in self._on_start:
             await hook(self)
         self._consumers = [
@@ -141,8 +180,15 @@ class Service:
             )
         for consumer in self._consumers:
             await consumer.start()
-        self.ready = True
-        log.info("service started", consumers=[c.spec.durable for c in self._consumers])
+
+    async def _create_pool(self, url: str) -> asyncpg.Pool:
+        self._waiting_on = "Postgres"
+        pool = await retrying(
+            "Postgres", lambda: asyncpg.create_pool(url, min_size=1, max_size=10),
+            (OSError, asyncpg.CannotConnectNowError),  # down, or up and still starting
+        )
+        self._waiting_on = None
+        return pool
 
     async def stop(self) -> None:
         self.ready = False
@@ -177,9 +223,15 @@ class Service:
             self.app, host=self.settings.http_host, port=self.settings.http_port,
             log_config=None, access_log=False, lifespan="off",
         ))
-        await self.start()
+        # Health answers while start-up waits for NATS: alive, and not ready until started.
         http = asyncio.create_task(server.serve())
-        await stop.wait()
+        try:
+            if await self._start_unless(stop):
+                await stop.wait()
+        except BaseException:
+            server.should_exit = True
+            await http
+            raise
         log.info("draining")
         server.should_exit = True
         try:
@@ -189,10 +241,29 @@ class Service:
         except TimeoutError:
             log.error("drain timed out; in-flight events will be redelivered")
 
+    async def _start_unless(self, stop: asyncio.Event) -> bool:
+        """Start, unless told to stop first (then the start is abandoned): whether it started."""
+        starting = asyncio.create_task(self.start())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if starting.done():
+            starting.result()  # its exception, if it failed
+            return True
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        log.info("stopped during start-up", waiting_on=self.waiting_on)
+        return False
+
     def run(self) -> None:
         import uvloop
 
-        uvloop.run(self.serve())
+        try:
+            uvloop.run(self.serve())
+        except StartupTimeout as exc:  # one clear line, not a traceback, then exit 1
+            log.error("start-up gave up", reason=str(exc))
+            raise SystemExit(1) from None
 
     # -- health ------------------------------------------------------------------------------
     def _add_health_routes(self) -> None:
@@ -217,7 +288,9 @@ class Service:
             return Response(encode(REGISTRY), media_type=content_type)
 
     async def readiness(self) -> dict[str, str]:
-        checks = {"service": "ok" if self.ready else "starting or draining"}
+        waiting_on = self.waiting_on
+        checks = {"service": "ok" if self.ready else
+                  f"starting: waiting on {waiting_on}" if waiting_on else "starting or draining"}
         checks["nats"] = "ok" if self._nc is not None and self._nc.is_connected else "down"
         for name, check in self._checks.items():
             checks[name] = "ok" if check() else "not ready"
@@ -233,6 +306,13 @@ class Service:
 
     # -- NATS callbacks ----------------------------------------------------------------------
     async def _on_nats_error(self, exc: Exception) -> None:
+        if self._nc is None and self._client is not None:  # the first connect, still trying
+            self._connect_failures += 1
+            # nats-py retries every RECONNECT_TIME_WAIT; log only the 1st, 2nd, 4th, 8th...
+            if self._connect_failures & (self._connect_failures - 1) == 0:
+                log.warning("start-up waiting", waiting_on="NATS", error=type(exc).__name__,
+                            attempt=self._connect_failures)
+            return
         log.warning("nats error", error=type(exc).__name__)
 
     async def _on_disconnect(self) -> None:

@@ -146,13 +146,13 @@ def test_development_without_key_or_url_uses_the_dev_responder(monkeypatch):
 
 
 @pytest.mark.parametrize("fallback_reason", [None, "transcription_failed"])
-async def test_the_reply_carries_the_turns_start_for_the_senders_slo(fallback_reason):
+async def test_the_reply_carries_the_turns_start_and_after_for_the_sender(fallback_reason):
     started = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     envelope = reply_requested("cv1", fallback_reason=fallback_reason)
     request = ReplyRequested.model_validate(envelope.data).model_copy(
-        update={"turn_started_at": started})
+        update={"turn_started_at": started, "after": "reply-1"})
     settings = AgentSettings(nats_url="nats://n")
     handler = ReplyHandler(settings, DevResponder())
     events = await handler._reply(envelope, request, profile_for(None, None, settings), "t")
     generated = [e for e in events if isinstance(e, ReplyGenerated)]
-    assert [g.turn_started_at for g in generated] == [started]
+    assert [(g.turn_started_at, g.after) for g in generated] == [(started, "reply-1")]

@@ -15,6 +15,7 @@ from sender.main import REPLIES
 from sender.splitting import split_message
 from sender_helpers import (
     Turn,
+    accept,
     attempts,
     eventually,
     next_turn,
@@ -178,3 +179,31 @@ async def test_a_reply_waits_for_the_conversations_view(js, sim, start_sender) -
     # Found by the handler's own re-reads, not by a redelivery seconds later.
     assert REGISTRY.get_sample_value("switchboard_events_redelivered_total",
                                      redeliveries) == before
+
+
+async def test_an_accepted_reply_delayed_past_the_next_accepted_one_goes_out_first(
+    js, sim, start_sender
+) -> None:
+    """Reliability finding 1: turn 1's reply was accepted, then turn 2's (which comes
+    ``after`` it); turn 1's ReplyGenerated reaches the sender late (its sender was killed).
+    Both go out, turn 1's parts first, the two never interleaved; none is dropped as stale."""
+    # Both turns' replies accepted: the view says turn 2's was, the last.
+    turn1 = await seed_conversation(js, requested_turn=2)
+    turn2 = next_turn(turn1)
+    first = reply(turn1, TWO_PARTS)
+    second = reply(turn2, "Turn two's answer.", after=str(first.event_id))
+    waits = REGISTRY.get_sample_value("switchboard_sender_after_waits_total") or 0.0
+    for envelope in (first, second):  # as the conversation did, in turn order
+        await accept(js, envelope)
+    async with start_sender(**SETTINGS, reply_wait_poll_s=0.2):
+        await publish_reply(js, second)
+        await eventually(lambda: (REGISTRY.get_sample_value(
+            "switchboard_sender_after_waits_total") or 0.0) > waits)  # turn 2 waits for 1
+        await publish_reply(js, first)
+        await wait_for(js, str(second.event_id), "OutboundMessageSent", timeout_s=20)
+        await wait_for(js, str(first.event_id), "OutboundMessageSent", count=2)
+        for envelope in (first, second):
+            assert not of_type(await sender_events(js, str(envelope.event_id)),
+                               "OutboundMessageFailed")
+    assert bodies_of(await attempts(sim), TWO_PARTS, "Turn two's answer.") == [
+        *split_message(TWO_PARTS), "Turn two's answer."]

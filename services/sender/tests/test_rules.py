@@ -109,8 +109,9 @@ def _view(turn: int, last_message: datetime = NOW - timedelta(minutes=1), **fiel
                             **values)  # type: ignore[arg-type]
 
 
-# (view, the reply's turn, whether its first part went out already, the refusal)
-@pytest.mark.parametrize(("view", "turn", "started", "refused"), [
+# (view, the reply's turn, whether it is known accepted (its first part went out already, or
+# the conversation's stream says so), the refusal)
+@pytest.mark.parametrize(("view", "turn", "accepted", "refused"), [
     (_view(1), 1, False, None),
     (_view(2), 1, False, ("stale", None)),  # a newer turn's reply accepted: turn 1 is done
     (_view(1, turn_superseded=True, answered_turn=0), 1, False, ("stale", None)),
@@ -126,8 +127,8 @@ def _view(turn: int, last_message: datetime = NOW - timedelta(minutes=1), **fiel
     (_view(2, opted_out=True), 1, False, ("stale", None)),
     (_view(2, opted_out=True), 1, True, ("opted_out", None)),
 ])
-def test_refusals(view, turn, started, refused) -> None:
-    found = refusal(view, turn, NOW, started=started)
+def test_refusals(view, turn, accepted, refused) -> None:
+    found = refusal(view, turn, NOW, accepted=accepted)
     assert (found and (found.reason, found.error_code)) == refused
 
 
@@ -162,8 +163,8 @@ CLOSED = NOW - timedelta(hours=25)  # the user's last message: the window is clo
     ("template", "opted_out", _view(1, opted_out=True), ("opted_out", None)),
 ])
 def test_refusals_by_kind(kind, purpose, view, refused) -> None:
-    for started in (False, True):  # checked before every part alike
-        found = refusal(view, 1, NOW, started=started, kind=kind, purpose=purpose)
+    for accepted in (False, True):  # checked before every part alike
+        found = refusal(view, 1, NOW, accepted=accepted, kind=kind, purpose=purpose)
         assert (found and (found.reason, found.error_code)) == refused
 
 

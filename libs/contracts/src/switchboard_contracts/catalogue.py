@@ -55,7 +55,9 @@ USAGE: dict[str, Usage] = {
     "TranscriptionRequested": Usage(("transcription", "projection")),
     "TranscriptAppended": Usage(("projection",)),
     "ReplyRequested": Usage(("agent",)),
-    "AssistantMessageAppended": Usage(("conversation",), public=False),
+    # the sender reads an accepted reply's acceptance once the view has moved past its turn
+    # (ADR 0014, update)
+    "AssistantMessageAppended": Usage(("conversation", "sender")),
     "ReplySuperseded": Usage(("conversation",), public=False),
     "ConversationClosed": Usage(("projection",)),
     "IdleCheckDue": Usage(("conversation",), public=False),

@@ -262,6 +262,7 @@ class ReplyHandler(NeedsPorts[Ports]):
             account_sid=request.account_sid, fallback_reason=fallback_reason,
             turn_started_at=request.turn_started_at,  # the sender's SLO clock (ADR 0019)
             handoff_reason=handoff_reason,  # set: never sent, the conversation hands off
+            after=request.after,  # the sender sends it after that outbound message
         )
 
     async def _publish(self, cause: Envelope, conversation_id: str, turn: int,

@@ -271,6 +271,7 @@ def _request(state: ConversationState, turn: int, message_sids: list[str],
         account_sid=state.account_sid or "",
         fallback_reason=fallback_reason,
         turn_started_at=turn_started_at(state, message_sids),
+        after=state.last_outbound_id,  # the sender sends the reply after it (ADR 0014)
     ), f"ReplyRequested:{turn}",
         correlation_id=state.message_correlation.get(message_sids[0]) if message_sids else None)
 

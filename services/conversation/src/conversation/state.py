@@ -93,8 +93,9 @@ class ConversationState:
     just_appended_sid: str | None = None
     # The notice the last event owes the user (purpose, that event's id), until requested.
     notice_due: tuple[str, str] | None = None
-    # The last message that went (or goes) out, which the next OutboundMessageRequested
-    # follows: an accepted reply's ReplyGenerated event id or a request's own event id.
+    # The last message that went (or goes) out, which the next OutboundMessageRequested or
+    # ReplyRequested follows: an accepted reply's ReplyGenerated event id or a request's own
+    # event id.
     last_outbound_id: str | None = None
     # Operator commands done (their last event carries the command_id): a retry is accepted.
     applied_commands: set[str] = field(default_factory=set)

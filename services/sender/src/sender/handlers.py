@@ -2,8 +2,8 @@
 
 ``ReplyGenerated`` records the reply (split into parts) and sends part 1; an
 ``OutboundMessageRequested`` (a notice, an operator's message or a template the conversation
-asks for) is recorded and sent the same way, in its own tree, once the outbound message it
-comes ``after`` has gone out; a
+asks for) is recorded and sent the same way, in its own tree. Either waits until the outbound
+message of the conversation it comes ``after`` has gone out (the conversation names it); a
 ``DeliveryStatusReported`` applies the status to its part and, once the part is ``sent``,
 sends the next; a ``PartTimeoutDue`` sends the next part when its callback is late (or, for
 part 0, retries a reply that waited for an earlier one). Every send goes through ``_send``:
@@ -15,7 +15,8 @@ must hold its conversation's lease (``leases.py``): one reply goes out at a time
 for a newer turn waits for the one going out. A reply's first part waits for the
 conversation's decision on its turn (``_settled_view``): the conversation consumes the same
 ``ReplyGenerated`` in parallel and may supersede it; a superseded reply sends nothing, an
-accepted one is sent whole (an acceptance is final). What each kind of message needs from
+accepted one is sent whole (an acceptance is final, also once a later turn's reply is
+accepted: ``acceptances.py``). What each kind of message needs from
 the view is ``rules.NEEDS``; a reply the agent handed to a person (``handoff_reason``) is
 never sent.
 """
@@ -51,6 +52,7 @@ from switchboard_tenants import TenantDirectory
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from . import metrics
+from .acceptances import accepted_by_conversation
 from .leases import Holder, Leases
 from .ratelimit import SenderPacer
 from .rules import ErrorClass, ambiguous, classify, refusal, status_applies
@@ -148,7 +150,7 @@ class Sender:
         await self._accept(env, OutboundReplyAccepted(
             turn=data.turn, texts=texts, to_address=data.user_address,
             from_address=data.business_address, account_sid=data.account_sid,
-            fallback=data.fallback, turn_started_at=data.turn_started_at,
+            fallback=data.fallback, turn_started_at=data.turn_started_at, after=data.after,
         ))
 
     async def on_outbound_requested(self, event: Event[OutboundMessageRequested]) -> None:
@@ -304,7 +306,11 @@ class Sender:
                      turn=state.turn, view_turn=view.turn)
             await self._store.schedule_timeout(state, cause, 0, self._clock() + self._wait_poll)
             return
-        refused = refusal(view, state.turn, self._clock(), started=not first_part,
+        # Accepted before a later turn's reply was: the view no longer says so (ADR 0014).
+        accepted = not first_part or (
+            needs_decision and view.answered_turn > state.turn
+            and await accepted_by_conversation(self._js, conversation_id, state.reply_id))
+        refused = refusal(view, state.turn, self._clock(), accepted=accepted,
                           kind=state.kind, purpose=state.purpose)
         if refused is not None:
             await self._fail(state, cause, number, refused.reason, refused.error_code)
@@ -480,8 +486,10 @@ class Sender:
             lease = await self._leases.read(conversation_id)
             holder = lease.holder
             if holder is not None and holder.reply_id != state.reply_id:
-                # An agent's reply behind a newer turn is stale; what the conversation asked
-                # for is never dropped for it: it waits its turn.
+                # An agent's reply behind a newer turn is stale: that turn's reply, which comes
+                # after it, stopped waiting for it (AFTER_WAIT_S) or names none (stored before
+                # ReplyGenerated 1.4); order over completeness then. What the conversation
+                # asked for is never dropped for it: it waits its turn.
                 if holder.turn > state.turn and state.kind is None:
                     return "stale"
                 how = await self._takeover(holder)

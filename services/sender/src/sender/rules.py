@@ -82,21 +82,23 @@ NEEDS: dict[str, Needs] = {
 SENT_WHEN_OPTED_OUT = frozenset({("notice", "opted_out")})
 
 
-def refusal(view: ConversationView, turn: int, now: datetime, *, started: bool = False,
+def refusal(view: ConversationView, turn: int, now: datetime, *, accepted: bool = False,
             kind: str | None = None, purpose: str | None = None) -> Refusal | None:
     """Why a part of an outbound message must not be sent now, or None.
 
     Asked before every part, from the conversation's public view; ``kind`` None is the agent's
     reply for ``turn``, else what the conversation asked for (``NEEDS``). A reply's first part
     needs the conversation's acceptance of its turn (the handler waits while the view says the
-    turn is pending, so a reply not accepted here is stale). Once ``started`` (its first part
-    went out, so it was accepted, for good) its later parts go on, also when a newer turn has
-    begun: that turn's reply waits for them (the lease). The agent's reply needs the bot's
+    turn is pending, so a reply not accepted here is stale). Once ``accepted`` is known
+    otherwise (its first part went out, so it was accepted, for good; or the conversation's
+    stream records the acceptance, which a later accepted turn hides from the view) it goes
+    on, also when a newer turn has begun: that turn's reply waits for it (``after``, and the
+    lease between parts). The agent's reply needs the bot's
     mode (a person asked for, ``waiting``, or answering, ``human``, silences it). An opted-out
     user gets nothing but the opt-out's confirmation; only a template goes outside the window.
     """
     needs = NEEDS[kind or REPLY]
-    if needs.acceptance and not started and not view.reply_accepted(turn):
+    if needs.acceptance and not accepted and not view.reply_accepted(turn):
         return Refusal("stale")
     if view.opted_out and (kind, purpose) not in SENT_WHEN_OPTED_OUT:
         return Refusal("opted_out")

@@ -59,10 +59,11 @@ class SenderSettings(TenantServiceSettings):
     # every turn is decided, so only a reply for a turn the conversation never asked for waits
     # that long.
     acceptance_wait_s: float = Field(default=600.0, gt=0)
-    # A message the conversation asked for names the outbound message before it (`after`): its
-    # first part waits (a timer every reply_wait_poll_s) until that one has gone out or
-    # failed, for at most this long after it arrived; then it goes anyway (logged, counted):
-    # the earlier one never reached the sender, or stopped halfway.
+    # A message the conversation asked for, or the agent's reply (ReplyGenerated 1.4), names
+    # the outbound message before it (`after`): its first part waits (a timer every
+    # reply_wait_poll_s) until that one has gone out or failed, for at most this long after it
+    # arrived; then it goes anyway (logged, counted): the earlier one never reached the
+    # sender, or stopped halfway.
     after_wait_s: float = Field(default=300.0, gt=0)
     # The MessageSid -> reply map (KV bucket `sender-messages`); the replicas apply to both.
     messages_kv_ttl_days: float = 30.0

@@ -25,7 +25,7 @@ class ReplyGenerated(EventData):
     """The text to send for a turn: the LLM's answer, or the fallback after ReplyFailed."""
 
     TYPE = "ReplyGenerated"
-    VERSION = "1.3"
+    VERSION = "1.4"
     turn: int
     text: str
     model: str
@@ -46,6 +46,9 @@ class ReplyGenerated(EventData):
     handoff_reason: str | None = None
     """1.3: the LLM called its ``handoff`` tool, with this reason: the turn is not answered
     by the bot (``text`` is not sent); the conversation hands it to a person (ADR 0022)."""
+    after: str | None = None
+    """1.4: the ReplyRequested's ``after``, copied: the outbound message of the conversation
+    this reply goes out after (the sender waits for it, as for OutboundMessageRequested)."""
 
 
 @registry.register

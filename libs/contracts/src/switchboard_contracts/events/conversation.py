@@ -73,7 +73,7 @@ class ReplyRequested(EventData):
     """Ask the agent to answer the turn's user messages, with the recent history."""
 
     TYPE = "ReplyRequested"
-    VERSION = "1.2"
+    VERSION = "1.3"
     turn: int
     message_sids: list[str]
     context: list[ContextMessage]
@@ -89,6 +89,10 @@ class ReplyRequested(EventData):
     # 1.2: when the gateway accepted the earliest user message this turn answers (the start
     # of the "webhook to reply" SLO, ADR 0019); None when unknown (events stored before 1.2).
     turn_started_at: datetime | None = None
+    # 1.3: the conversation's last outbound message when the reply was asked for (as
+    # OutboundMessageRequested.after): the reply goes out after it. None: nothing before it
+    # (or an event stored before 1.3).
+    after: str | None = None
 
 
 @registry.register

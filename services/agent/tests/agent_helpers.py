@@ -106,11 +106,6 @@ async def wait_for_events(js: JetStreamContext, count: int, event_type: str = "R
         await asyncio.sleep(0.05)
 
 
-async def quiet(seconds: float = 0.5) -> None:
-    """Give a service time to do something it should not do."""
-    await asyncio.sleep(seconds)
-
-
 def user_texts(request: dict[str, Any]) -> list[str]:
     return [m["content"] for m in request["messages"] if m["role"] != "system"]
 

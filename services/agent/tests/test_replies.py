@@ -13,7 +13,6 @@ from agent_helpers import (
     PROMPT,
     agent_events,
     new_conversation,
-    quiet,
     reply_requested,
     request_reply,
     start_conversation,
@@ -24,6 +23,7 @@ from agent_helpers import (
 )
 from llm_sim import MARKER
 from switchboard_contracts.conversation_view import Mode
+from switchboard_devstack.waiting import drained
 
 
 async def test_the_llms_answer_becomes_one_reply_generated(js, agent, llm):
@@ -44,7 +44,7 @@ async def test_the_llms_answer_becomes_one_reply_generated(js, agent, llm):
     assert (reply.tenant_id, reply.conversation_id) == ("clinic", conversation)
     [(_, headers)] = await agent_events(js, "ReplyGenerated")
     assert headers["Nats-Msg-Id"] == f"agent:{conversation}:1:ReplyGenerated"
-    await quiet(0.3)
+    await drained(js)  # handled and acked: a retry or redelivery would have come first
     assert len(await agent_events(js)) == 1
 
 
@@ -175,7 +175,7 @@ async def test_a_duplicated_request_gets_one_reply_and_one_llm_call(js, agent, l
     await request_reply(js, request, msg_id=f"replay:1:{request.event_id}")
     await wait_for_events(js, 1)
     await request_reply(js, request, msg_id=f"replay:2:{request.event_id}")  # after it
-    await quiet(0.5)
+    await drained(js)  # handled and acked: a retry or redelivery would have come first
 
     assert len(await agent_events(js, "ReplyGenerated")) == 1
     assert len(llm.requests()) == 1

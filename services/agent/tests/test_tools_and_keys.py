@@ -13,7 +13,6 @@ from agent.tools import HANDOFF
 from agent_helpers import (
     agent_events,
     new_conversation,
-    quiet,
     reply_requested,
     request_reply,
     start_conversation,
@@ -21,6 +20,7 @@ from agent_helpers import (
     wait_for_events,
 )
 from llm_sim import MARKER
+from switchboard_devstack.waiting import drained
 
 REASON = "wants to talk to a person about a refund"
 
@@ -37,7 +37,7 @@ async def test_the_llm_calling_handoff_ends_the_turn_with_its_reason(js, agent, 
     assert reply.data["text"] == (text or "")
     assert reply.data["fallback"] is False and reply.data["fallback_reason"] is None
     assert reply.data["usage"]["completion_tokens"] > 0
-    await quiet(0.3)
+    await drained(js)  # handled and acked: a retry or redelivery would have come first
     assert [e.type for e, _ in await agent_events(js)] == ["ReplyGenerated"]
     [sent] = llm.requests()  # the turn ended: the model is not asked again
     assert sent["params"]["tools"] == [HANDOFF.schema()]
@@ -74,7 +74,7 @@ async def test_a_model_that_keeps_calling_tools_ends_with_the_fallback(js, agent
     assert failed.data["attempts"] == 3 and failed.data["permanent"] is False
     assert reply.data["fallback"] is True and reply.data["text"] == UNAVAILABLE["es"]
     assert reply.data["fallback_reason"] == "tool_rounds_exceeded"
-    await quiet(0.3)
+    await drained(js)  # handled and acked: a retry or redelivery would have come first
     requests = llm.requests()
     assert len(requests) == 3  # two rounds of results sent back, then it gives up
     assert [sum(m["role"] == "tool" for m in r["messages"]) for r in requests] == [0, 1, 2]

@@ -85,6 +85,10 @@ class ChaosStack:
             return False
         return response.status_code == 200
 
+    def urls(self, service: str) -> list[str]:
+        """The service's replicas' base URLs now (they change on restarts)."""
+        return [str(p.url) for p in self.stack.replicas(service)]
+
     async def replica_restarted(self, service: str, number: int, old_pid: int) -> bool:
         process = self._replica(service, number)
         return process.pid != old_pid and await self._ready(process)

@@ -26,13 +26,20 @@ from .facts import (
     ApiSend,
     DeadLetterRecord,
     Facts,
+    OperatorAction,
+    OutboundRequest,
     PartOutcome,
+    PeopleEvent,
     Poison,
     ReplyPlan,
     Sent,
     Supersession,
+    TurnRequest,
     UserMessage,
 )
+
+PEOPLE_EVENTS = frozenset({"HandoffRequested", "HandoffClaimed", "HandoffReleased",
+                           "UserOptedOut", "UserOptedIn"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +88,20 @@ def conversation_facts(facts: Facts, stored: list[Stored]) -> None:
                                                    data["turn"], message.seq))
         elif event.type == "AssistantMessageAppended":
             facts.answers.append(Answer(conversation, data["turn"], data.get("fallback", False),
-                                        str(data["reply_event_id"])))
+                                        str(data["reply_event_id"]), message.seq))
         elif event.type == "ReplySuperseded":
             facts.supersessions.append(Supersession(conversation, data["turn"],
                                                     data["next_turn"]))
+        elif event.type == "ReplyRequested":
+            facts.requests.append(TurnRequest(conversation, data["turn"], message.seq,
+                                              tuple(data["message_sids"])))
+        elif event.type in PEOPLE_EVENTS:
+            facts.people.append(PeopleEvent(conversation, message.seq, event.type,
+                                            data.get("source")))
+        elif event.type == "OutboundMessageRequested":
+            facts.outbound.append(OutboundRequest(
+                conversation, str(event.event_id), message.seq, data["kind"], data["purpose"],
+                data["turn"], data.get("command_id")))
 
 
 def sender_facts(facts: Facts, stored: list[Stored]) -> None:
@@ -92,7 +109,8 @@ def sender_facts(facts: Facts, stored: list[Stored]) -> None:
         reply_id, data = message.subject.split(".")[1], event.data
         if event.type == "OutboundReplyAccepted":
             facts.plans.append(ReplyPlan(reply_id, event.correlation_id, data["to_address"],
-                                         data["turn"], tuple(data["texts"])))
+                                         data["turn"], tuple(data["texts"]),
+                                         data.get("kind"), data.get("purpose")))
         elif event.type == "OutboundPartAttempted":
             facts.attempts.append((reply_id, data["part"]))
         elif event.type == "OutboundMessageSent":
@@ -147,8 +165,10 @@ async def lag(js: JetStreamContext) -> dict[str, int]:
 
 
 async def collect(js: JetStreamContext, sim: SimClient, sent: list[Sent],
-                  poisons: list[Poison], tenant_id: str) -> Facts:
-    facts = Facts(sent=list(sent), poisons=list(poisons))
+                  poisons: list[Poison], tenant_id: str,
+                  operator_actions: Iterable[OperatorAction] = ()) -> Facts:
+    facts = Facts(sent=list(sent), poisons=list(poisons),
+                  operator_actions=list(operator_actions))
     conversation_facts(facts, await read_stream(js, CONVERSATION.name))
     sender_facts(facts, await read_stream(js, SENDER.name))
     dead_letter_facts(facts, await read_stream(js, DEADLETTER.name))

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import Finding
+from .checks import Finding, silenced
 from .facts import Facts
 from .faults import Fault
 
 # Every one of these must be 0 for the run to pass.
 MUST_BE_ZERO = ("lag_not_zero", "lost", "double_replies", "double_sends", "unattributed_sends",
                 "unrecorded_sends", "out_of_order", "unexpected_dead_letters",
-                "poison_not_dead_lettered", "read_model_mismatches", "faults_not_recovered")
+                "poison_not_dead_lettered", "read_model_mismatches", "faults_not_recovered",
+                "opted_out_violations", "human_mode_violations", "operator_reply_violations")
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "chaos.json"
 
 
@@ -38,6 +39,18 @@ class Outcome:
         counts = self.counts()
         return all(counts.get(name, 0) == 0 for name in MUST_BE_ZERO)
 
+    def people(self) -> dict[str, int]:
+        """How much of the load had people in the loop (ADR 0022)."""
+        kinds = Counter(event.type for event in self.facts.people)
+        given = Counter((a.command, a.accepted) for a in self.facts.operator_actions)
+        return {"opt_outs": kinds["UserOptedOut"], "opt_ins": kinds["UserOptedIn"],
+                "handoffs": kinds["HandoffRequested"], "releases": kinds["HandoffReleased"],
+                "operator_replies": given[("reply", True)],
+                "operator_commands": len(self.facts.operator_actions),
+                "operator_commands_unanswered": sum(n for (_, ok), n in given.items()
+                                                    if ok is None),
+                "rightly_unanswered": len(silenced(self.facts)[0])}
+
     def recovery_by_kind(self) -> dict[str, dict[str, float | int | None]]:
         times: defaultdict[str, list[float]] = defaultdict(list)
         kinds = {fault.kind for fault in self.faults}
@@ -58,6 +71,7 @@ class Outcome:
             "webhook_deliveries": len(sent),
             "refused": sum(s.status != 200 for s in sent),
             "api_sends": len(self.facts.api_sends),
+            **self.people(),
             **self.counts(),
             "passed": self.passed,
             "faults": [asdict(fault) for fault in self.faults],
@@ -78,6 +92,8 @@ class Outcome:
         lines = [f"chaos: {data['messages']} messages from {self.settings.get('users')} users "
                  f"({data['webhook_deliveries']} webhook deliveries, {data['answered']} "
                  f"answered 200), {data['api_sends']} Messages API sends, "
+                 f"{data['opt_outs']} opt-outs, {data['handoffs']} handoffs, "
+                 f"{data['operator_replies']} operator replies, "
                  f"{self.settings.get('nats_nodes')} NATS nodes, "
                  f"{self.settings.get('replicas')} replicas per service"]
         lines.append("faults:")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from projection.readmodels import TABLES
 from projection.rebuild import rebuild
 from projection.settings import ProjectionSettings
 from switchboard_contracts.topology import ALL_STREAMS
-from switchboard_devstack.demo import NUMBER, TENANT_ID
+from switchboard_devstack.demo import NUMBER, OPERATOR, TENANT_ID
 from switchboard_devstack.waiting import eventually
 from twilio_sim.client import SimClient
 
@@ -31,6 +32,7 @@ from . import checks, cluster_stack
 from .collect import collect, lag
 from .faults import KINDS, Injector, schedule
 from .load import Load, LoadPlan, voice_clips
+from .operators import Operator
 from .polling import settles
 from .report import RESULTS, Outcome
 
@@ -43,6 +45,8 @@ class Options:
     duration_s: float = 180.0
     users: int = 16
     seed: int = 1
+    stop_users: int = 3  # of ``users``: some write STOP (and START), some ask for a person
+    handoff_users: int = 3
     faults: tuple[str, ...] = KINDS
     services: tuple[str, ...] = cluster_stack.SERVICES  # whose replicas get killed
     once: bool = False  # one fault of each kind (the short run in make test)
@@ -66,9 +70,13 @@ async def run(options: Options) -> Outcome:
         timings["start"] = round(time.monotonic() - began, 1)
         progress(f"stack ready after {timings['start']} s (state and logs: {root}); load for "
                  f"{options.duration_s:.0f} s from {options.users} users")
-        async with SimClient(stack.sim_url) as sim:
-            load = Load(sim, NUMBER, LoadPlan(options.users, options.duration_s,
-                                              options.max_messages, options.seed), clips)
+        operator = Operator(stack.nc, lambda: stack.urls("projection"),
+                            stack.tenant.operator_key, TENANT_ID, OPERATOR)
+        async with SimClient(stack.sim_url) as sim, contextlib.aclosing(operator):
+            load = Load(sim, NUMBER, LoadPlan(
+                options.users, options.duration_s, options.max_messages, options.seed,
+                stop_users=options.stop_users, handoff_users=options.handoff_users),
+                clips, operator)
             injector = Injector(stack, load.elapsed)
             planned = schedule(options.faults, options.services, options.replicas,
                                options.duration_s, options.seed, once=options.once)
@@ -86,7 +94,8 @@ async def run(options: Options) -> Outcome:
                         stuck.add(consumer, f"{behind} messages not delivered or not "
                                   f"acknowledged after {options.settle_timeout_s:.0f} s", behind)
             progress(f"settled after {timings.get('settle')} s; checking")
-            facts = await collect(stack.js, sim, sent, injector.poisons, TENANT_ID)
+            facts = await collect(stack.js, sim, sent, injector.poisons, TENANT_ID,
+                                  operator.actions)
             # Everything the checks saw, for a post-mortem beside the services' logs.
             (root / "facts.json").write_text(json.dumps(asdict(facts), default=repr))
         findings = [stuck, *checks.all_findings(facts)]
@@ -95,6 +104,7 @@ async def run(options: Options) -> Outcome:
         timings["rebuild"] = round(time.monotonic() - started, 1)
         restarts = stack.restarts()
     settings = {"duration_s": options.duration_s, "users": options.users, "seed": options.seed,
+                "stop_users": options.stop_users, "handoff_users": options.handoff_users,
                 "nats_nodes": options.nats_nodes, "replicas": options.replicas,
                 "voice_notes": bool(clips), **options.settings}
     timings["total"] = round(time.monotonic() - began, 1)
@@ -180,6 +190,10 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stop-users", type=int, default=3,
+                        help="of --users: how many write STOP (and START) now and then")
+    parser.add_argument("--handoff-users", type=int, default=3,
+                        help="of --users: how many ask for a person now and then")
     parser.add_argument("--faults", default=",".join(KINDS),
                         help=f"comma-separated, of: {', '.join(KINDS)}")
     parser.add_argument("--services", default=",".join(cluster_stack.SERVICES),
@@ -197,7 +211,8 @@ def parse(argv: list[str]) -> Options:
     unknown = set(faults) - set(KINDS)
     if unknown:
         parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
-    return Options(duration_s=args.duration, users=args.users, seed=args.seed, faults=faults,
+    return Options(duration_s=args.duration, users=args.users, seed=args.seed,
+                   stop_users=args.stop_users, handoff_users=args.handoff_users, faults=faults,
                    services=tuple(s for s in args.services.split(",") if s), once=args.once,
                    max_messages=args.max_messages, settle_timeout_s=args.settle_timeout,
                    output=args.output, state=args.state)

@@ -8,11 +8,15 @@ from chaos.facts import (
     ApiSend,
     DeadLetterRecord,
     Facts,
+    OperatorAction,
+    OutboundRequest,
     PartOutcome,
+    PeopleEvent,
     Poison,
     ReplyPlan,
     Sent,
     Supersession,
+    TurnRequest,
     UserMessage,
 )
 
@@ -143,3 +147,140 @@ def test_a_part_sent_but_never_recorded_is_not_lost_but_reported() -> None:
     facts.outcomes = [o for o in facts.outcomes if (o.reply_id, o.part) != ("r3", 2)]
     found = counts(facts)
     assert (found["lost"], found["unrecorded_sends"], found["double_sends"]) == (0, 1, 0)
+
+
+# -- people in the loop (invariant 13) ---------------------------------------------------------
+def with_people() -> Facts:
+    """Ada writes, opts out (STOP), writes while opted out, opts back in (START) and writes
+    again; Bob's first message is in flight when he asks for a person ("human"), whom an
+    operator claims, answers twice and releases; then Bob writes again."""
+    messages = [("SM1", ADA, "cvA", 1, 1), ("SM2", ADA, "cvA", 2, 4), ("SM3", ADA, "cvA", 2, 7),
+                ("SM4", ADA, "cvA", 2, 8), ("SM5", ADA, "cvA", 2, 11),
+                ("SM6", BOB, "cvB", 1, 20), ("SM7", BOB, "cvB", 2, 22),
+                ("SM8", BOB, "cvB", 2, 26), ("SM9", BOB, "cvB", 2, 30)]
+    kinds = {"SM2": "stop", "SM4": "start", "SM7": "handoff"}
+    plans = [("r1", ADA, 1, None, None, "hi"), ("o1", ADA, 1, "notice", "opted_out", "bye"),
+             ("o2", ADA, 1, "notice", "opted_in", "welcome back"), ("r2", ADA, 2, None, None, "a2"),
+             ("h1", BOB, 1, "notice", "handoff_requested", "a person will answer"),
+             ("p1", BOB, 1, "operator", "operator_reply", "[op 1]"),
+             ("p2", BOB, 1, "operator", "operator_reply", "[op 2]"),
+             ("r3", BOB, 2, None, None, "b2")]
+    return Facts(
+        sent=[Sent(sid, user, kinds.get(sid, "text"), 200, seq / 10)
+              for sid, user, _, _, seq in messages],
+        user_messages=[UserMessage(cv, sid, turn, seq) for sid, _, cv, turn, seq in messages],
+        requests=[TurnRequest("cvA", 1, 2, ("SM1",)), TurnRequest("cvA", 2, 12, ("SM5",)),
+                  TurnRequest("cvB", 1, 21, ("SM6",)), TurnRequest("cvB", 2, 31, ("SM9",))],
+        answers=[Answer("cvA", 1, False, "r1", 3), Answer("cvA", 2, False, "r2", 13),
+                 Answer("cvB", 2, False, "r3", 32)],
+        people=[PeopleEvent("cvA", 5, "UserOptedOut"), PeopleEvent("cvA", 9, "UserOptedIn"),
+                PeopleEvent("cvB", 23, "HandoffRequested", "user"),
+                PeopleEvent("cvB", 25, "HandoffClaimed"),
+                PeopleEvent("cvB", 29, "HandoffReleased")],
+        outbound=[OutboundRequest("cvA", "o1", 6, "notice", "opted_out", 1),
+                  OutboundRequest("cvA", "o2", 10, "notice", "opted_in", 1),
+                  OutboundRequest("cvB", "h1", 24, "notice", "handoff_requested", 1),
+                  OutboundRequest("cvB", "p1", 27, "operator", "operator_reply", 1, "c1"),
+                  OutboundRequest("cvB", "p2", 28, "operator", "operator_reply", 1, "c2")],
+        plans=[ReplyPlan(rid, f"corr-{rid}", to, turn, (text,), kind, purpose)
+               for rid, to, turn, kind, purpose, text in plans],
+        outcomes=[PartOutcome(rid, 1, f"M{rid}") for rid, *_ in plans],
+        api_sends=[ApiSend(f"M{rid}", to, text, f"corr-{rid}") for rid, to, *_, text in plans],
+        operator_actions=[OperatorAction(BOB, "claim", "c0", True),
+                          OperatorAction(BOB, "reply", "c1", True, text="[op 1]"),
+                          OperatorAction(BOB, "reply", "c2", True, text="[op 2]", via="nats"),
+                          OperatorAction(BOB, "release", "c3", True)],
+        conversation_of={ADA: "cvA", BOB: "cvB"},
+    )
+
+
+def sends(facts: Facts, *reply_ids: str) -> list[ApiSend]:
+    return [next(s for s in facts.api_sends if s.message_sid == f"M{rid}") for rid in reply_ids]
+
+
+def test_with_people_in_the_loop_a_healthy_run_breaks_nothing() -> None:
+    assert set(counts(with_people()).values()) == {0}
+
+
+def test_messages_sent_while_opted_out_or_with_a_person_are_rightly_unanswered() -> None:
+    quiet, dropped = checks.silenced(with_people())
+    # STOP itself, what Ada wrote while opted out, START; "human" and what Bob wrote to the
+    # person; and Bob's first turn, whose reply was in flight when he asked for a person.
+    assert quiet == {"SM2": "opted_out", "SM3": "opted_out", "SM4": "opted_out",
+                     "SM7": "person", "SM8": "person"}
+    assert dropped == {("cvB", 1)}
+    facts = with_people()
+    facts.answers = [a for a in facts.answers if a.reply_event_id != "r3"]
+    lost, _, _ = checks.lost(facts)  # the message after the release must be answered
+    assert dict(lost.reasons) == {"turn_never_answered": 1}
+
+
+def test_a_reply_reaching_an_opted_out_user_after_the_confirmation_is_a_violation() -> None:
+    facts = with_people()
+    facts.api_sends = [*sends(facts, "o1", "r1", "o2", "r2"), *sends(facts, "h1", "p1", "p2", "r3")]
+    assert counts(facts)["opted_out_violations"] == 1
+    facts = with_people()  # the same reply after the opt-in's confirmation is fine by it
+    facts.api_sends = [*sends(facts, "o1", "o2", "r1", "r2"), *sends(facts, "h1", "p1", "p2", "r3")]
+    assert counts(facts)["opted_out_violations"] == 0
+
+
+def test_each_opt_out_is_confirmed_exactly_once() -> None:
+    facts = with_people()
+    facts.api_sends.insert(2, ApiSend("MX", ADA, "bye", "corr-o1"))
+    assert dict(checks.opted_out_violations(facts).reasons) == {"opted_out_sent_2_times": 1}
+    facts = with_people()
+    facts.outbound = [o for o in facts.outbound if o.event_id != "o1"]
+    assert dict(checks.opted_out_violations(facts).reasons) == {"opted_out_requested_0_times": 1}
+
+
+def test_a_reply_requested_while_opted_out_or_with_a_person_is_a_violation() -> None:
+    facts = with_people()
+    facts.requests.append(TurnRequest("cvA", 3, 7, ("SM3",)))
+    facts.requests.append(TurnRequest("cvB", 3, 26, ("SM8",)))
+    assert dict(checks.opted_out_violations(facts).reasons) == {
+        "reply_requested_while_opted_out": 1}
+    assert dict(checks.human_mode_violations(facts).reasons) == {
+        "reply_requested_while_a_person_has_it": 1}
+
+
+def test_a_bot_reply_after_the_handoff_notice_or_an_operator_message_is_a_violation() -> None:
+    for after in ("h1", "p2"):
+        facts = with_people()
+        # The reply to Bob's first message, dropped by the handoff, goes out all the same.
+        facts.plans.append(ReplyPlan("r9", "corr-r9", BOB, 1, ("late",)))
+        facts.outcomes.append(PartOutcome("r9", 1, "Mr9"))
+        late = ApiSend("Mr9", BOB, "late", "corr-r9")
+        facts.api_sends.insert(facts.api_sends.index(sends(facts, after)[0]) + 1, late)
+        assert dict(checks.human_mode_violations(facts).reasons) == {
+            "bot_reply_after_a_person_took_over": 1}, after
+
+
+def test_each_handoff_gets_exactly_one_notice() -> None:
+    facts = with_people()
+    facts.outbound.append(OutboundRequest("cvB", "h2", 25, "notice", "handoff_requested", 1))
+    assert dict(checks.human_mode_violations(facts).reasons) == {
+        "handoff_requested_requested_2_times": 1, "handoff_requested_sent_0_times": 1}
+    facts = with_people()  # an operator who takes over writes themselves: no notice
+    facts.people[2] = PeopleEvent("cvB", 23, "HandoffRequested", "operator")
+    facts.outbound = [o for o in facts.outbound if o.event_id != "h1"]
+    assert checks.human_mode_violations(facts).count == 0
+
+
+def test_operator_replies_arrive_once_each_in_order() -> None:
+    facts = with_people()
+    facts.api_sends[5], facts.api_sends[6] = facts.api_sends[6], facts.api_sends[5]
+    assert dict(checks.operator_reply_violations(facts).reasons) == {"replies_out_of_order": 1}
+    assert counts(facts)["out_of_order"] == 1
+    facts = with_people()
+    facts.api_sends.remove(sends(facts, "p2")[0])
+    assert dict(checks.operator_reply_violations(facts).reasons) == {"reply_sent_0_times": 1}
+    facts = with_people()  # a retried command the conversation accepted twice
+    facts.outbound.append(OutboundRequest("cvB", "p3", 28, "operator", "operator_reply", 1, "c2"))
+    assert dict(checks.operator_reply_violations(facts).reasons) == {
+        "reply_requested_more_than_once": 1}
+
+
+def test_operator_replies_of_one_turn_are_not_double_sends() -> None:
+    facts = with_people()
+    facts.api_sends.append(ApiSend("MZ", BOB, "[op 2]", "corr-p2"))
+    assert counts(facts)["double_sends"] == 1  # the same request's part, sent again

@@ -176,7 +176,8 @@ USERS = (
                 (sender.main.REPLIES, sender.main.REQUESTS, sender.main.STATUSES,
                  sender.main.TIMERS, webhook_spec(SenderSettings())),
                 limits=True, event_sourced=True, buckets=(
-        DIRECTORY, Bucket(VIEW_BUCKET), Bucket(MESSAGES_BUCKET, write=True, create=True),
+        DIRECTORY, Bucket(VIEW_BUCKET, watch=True),  # view_watch.py
+        Bucket(MESSAGES_BUCKET, write=True, create=True),
         Bucket(LEASES_BUCKET, write=True, create=True),
     )),
     ServiceUser("projection", None, tuple(s for s in PROJECTED if s is not DEADLETTER), (),

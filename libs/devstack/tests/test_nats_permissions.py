@@ -276,13 +276,16 @@ async def test_operator_commands_go_from_the_projection_to_the_conversation_only
     await agent_user.refused(f'subscription to "{COMMAND_SUBJECT_PREFIX}.>"')
 
 
-async def test_the_sender_runs_under_its_own_user(secured: NatsServer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Start-up (its stream, the streams it reads, every consumer, buckets, shared limits),
-    with nothing refused: a consumer missing from the generator fails here."""
+async def test_the_sender_runs_under_its_own_user(secured: NatsServer, monkeypatch, connect) -> None:  # type: ignore[no-untyped-def]
+    """Start-up (its stream, the streams it reads, every consumer, buckets, shared limits, the
+    watcher of the views), with nothing refused: a consumer missing from the generator fails
+    here."""
     from sender.main import build as build_sender
     from sender.settings import SenderSettings
 
     monkeypatch.setenv("SB_TENANT_KEYS", generate_key())
+    conversation = await connect("conversation")  # the views' bucket exists: it is watched
+    await conversation.js.create_key_value(KeyValueConfig(bucket=VIEW_BUCKET))
     assert secured.auth is not None
     settings = SenderSettings(nats_url=secured.url, nats_user="sender",
                               nats_password=secured.auth.passwords["sender"])

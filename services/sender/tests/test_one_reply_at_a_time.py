@@ -207,3 +207,22 @@ async def test_an_accepted_reply_delayed_past_the_next_accepted_one_goes_out_fir
                                "OutboundMessageFailed")
     assert bodies_of(await attempts(sim), TWO_PARTS, "Turn two's answer.") == [
         *split_message(TWO_PARTS), "Turn two's answer."]
+
+
+async def test_the_conversations_acceptance_is_pushed_to_the_waiting_reply(
+    js, sim, start_sender
+) -> None:
+    """Issue 13: the handler is woken by the view's write (the replica watches the bucket),
+    not by re-reading the view at intervals."""
+    turn = await seed_conversation(js, answered_turn=0)  # undecided yet
+    envelope = reply(turn, "Once accepted.")
+    pushed = REGISTRY.get_sample_value("switchboard_sender_view_looks_total",
+                                       {"how": "pushed"}) or 0.0
+    async with start_sender(view_settle_s=30.0):
+        await publish_reply(js, envelope)
+        await holding(js, turn, envelope)
+        await set_view(js, turn.conversation_id, turn=1)  # the conversation accepts it
+        await wait_for(js, str(envelope.event_id), "OutboundMessageSent")
+    assert (REGISTRY.get_sample_value("switchboard_sender_view_looks_total",
+                                      {"how": "pushed"}) or 0.0) > pushed
+    assert len(await attempts(sim)) == 1

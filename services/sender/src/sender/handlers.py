@@ -23,10 +23,9 @@ never sent.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
@@ -61,12 +60,12 @@ from .splitting import split_message
 from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, gone_out, next_action
 from .store import ReplyStore, SentRef
 from .twilio_api import Credentials, MessagesApi, TwilioCallError
+from .view_watch import ViewWatch
 
 log = get_logger(__name__)
 
 STATUS_PATH = "/twilio/whatsapp/status"
 MAX_CONFLICTS = 8
-FIRST_VIEW_REREAD_S = 0.005  # then doubled, within VIEW_SETTLE_S
 
 
 class TransientFailure(Exception):
@@ -116,13 +115,13 @@ class Sender:
     def __init__(
         self, settings: SenderSettings, js: JetStreamContext, store: ReplyStore,
         directory: TenantDirectory, api: MessagesApi, pacer: SenderPacer,
-        view_of: Callable[[str], Awaitable[ConversationView | None]], leases: Leases,
+        views: ViewWatch, leases: Leases,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._settings = settings
         self._js = js
         self._store = store
-        self._view_of = view_of
+        self._views = views
         self._leases = leases
         self._directory = directory
         self._api = api
@@ -463,20 +462,18 @@ class Sender:
 
     async def _settled_view(self, conversation_id: str, turn: int, needs_decision: bool
                             ) -> ConversationView | None:
-        """The conversation's view, re-read for up to ``view_settle_s`` while it is missing or,
+        """The conversation's view, waited for up to ``view_settle_s`` while it is missing or,
         before a reply's first part, undecided on ``turn``: the conversation usually writes
-        within milliseconds, far sooner than a redelivery or a timer would look again."""
+        within milliseconds, far sooner than a redelivery or a timer would look again; the
+        write is pushed to the waiting handler (``view_watch.py``)."""
         started = time.monotonic()
-        deadline, delay = started + self._settings.view_settle_s, FIRST_VIEW_REREAD_S
-        while True:
-            view = await self._view_of(conversation_id)
-            settled = view is not None and not (needs_decision and view.reply_pending(turn))
-            left = deadline - time.monotonic()
-            if settled or left <= 0:
-                metrics.VIEW_SETTLE_SECONDS.observe(time.monotonic() - started)
-                return view
-            await asyncio.sleep(min(delay, left))
-            delay *= 2
+
+        def settled(view: ConversationView | None) -> bool:
+            return view is not None and not (needs_decision and view.reply_pending(turn))
+
+        view = await self._views.settled(conversation_id, settled, self._settings.view_settle_s)
+        metrics.VIEW_SETTLE_SECONDS.observe(time.monotonic() - started)
+        return view
 
     # -- one reply going out per conversation (leases.py) --------------------------------------
     async def _claim(self, state: ReplyState, conversation_id: str

@@ -20,6 +20,7 @@ from .settings import SenderSettings
 from .store import ReplyStore, open_messages_bucket
 from .tenant_webhooks import attach_tenant_webhooks
 from .twilio_api import MessagesApi, TwilioMessages
+from .view_watch import ViewWatch
 
 # Handlers call Twilio (with retries): progress acks keep them from being redelivered
 # mid-call, and a redelivery therefore means the earlier handler is gone.
@@ -63,10 +64,12 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
         bucket = await open_messages_bucket(js, settings.messages_kv_ttl_days,
                                             settings.messages_kv_replicas)
         leases = await open_leases_bucket(js, settings.messages_kv_replicas)
+        views = ViewWatch(js, ConversationViews(js).view_of)
+        await views.watch()  # (once the conversation service has created the bucket)
         sender = Sender(settings, js, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
                         messages_api,
                         SenderPacer(settings.rate_limit_per_s, await attach_limits(svc)),
-                        ConversationViews(js).view_of, Leases(leases))
+                        views, Leases(leases))
         svc.consume(REPLIES, Handlers().on(ReplyGenerated, sender.on_reply_generated))
         svc.consume(REQUESTS, Handlers().on(OutboundMessageRequested,
                                             sender.on_outbound_requested))
@@ -76,6 +79,7 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
 
         @svc.on_stop
         async def close(_: Service) -> None:
+            await views.stop()
             await messages_api.aclose()
 
     return service

@@ -41,8 +41,11 @@ ACCEPTANCE_WAITS = Counter("switchboard_sender_acceptance_waits_total",
                            "Times a reply's first part waited on a durable timer because the "
                            "conversation had not decided on its turn within VIEW_SETTLE_S")
 VIEW_SETTLE_SECONDS = Histogram("switchboard_sender_view_settle_seconds",
-                                "Time re-reading a missing or undecided view in the handler",
+                                "Time waiting for a missing or undecided view in the handler",
                                 buckets=(0.0, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
+VIEW_LOOKS = Counter("switchboard_sender_view_looks_total",
+                     "Views a waiting handler looked at again: pushed (the replica's watcher "
+                     "of the bucket woke it) or reread (its safety-net direct read)", ["how"])
 LEASE_TAKEOVERS = Counter("switchboard_sender_lease_takeovers_total",
                           "Conversations taken over from an earlier reply: gone_out (it was "
                           "done) or expired (its sender stopped renewing: alert on a rise)",
@@ -51,8 +54,8 @@ HANDOFF_REPLIES = Counter("switchboard_sender_handoff_replies_total",
                           "Agent replies not sent because the agent handed the turn to a person "
                           "(handoff_reason): the conversation tells the user instead")
 AFTER_WAITS = Counter("switchboard_sender_after_waits_total",
-                      "Times a message the conversation asked for waited for the outbound "
-                      "message before it (after) to go out")
+                      "Times a reply or a message the conversation asked for waited for the "
+                      "outbound message before it (after) to go out")
 AFTER_GIVEN_UP = Counter("switchboard_sender_after_given_up_total",
                          "Messages sent without their predecessor (after) having gone out, "
                          "after AFTER_WAIT_S: missing (it never reached the sender) or "

@@ -51,8 +51,9 @@ class SenderSettings(TenantServiceSettings):
     reply_lease_s: float = Field(default=120.0, gt=0)
     # A reply's first part needs the conversation's acceptance of its turn in the view (the
     # conversation decides within milliseconds of the agent's reply, in parallel with us): while
-    # the view is missing or undecided the handler re-reads it for up to this long (5, 10,
-    # 20 ... ms apart), then waits durably (a retry, or a timer every reply_wait_poll_s).
+    # the view is missing or undecided the handler waits up to this long for its next write
+    # (pushed by the replica's watcher of the bucket, or re-read: view_watch.py), then waits
+    # durably (a retry, or a timer every reply_wait_poll_s).
     view_settle_s: float = Field(default=1.0, ge=0)
     # A reply whose turn is still undecided this long after it arrived is given up
     # (`not_accepted`): beyond the conversation's turn deadline (300 s, ADR 0016), by which

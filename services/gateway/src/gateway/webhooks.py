@@ -18,7 +18,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TypeVar
 
 from nats.aio.client import Client as NATS
-from opentelemetry import trace
+from opentelemetry import context, trace
+from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -114,21 +115,30 @@ class Webhooks:
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             # The root of the message's trace (Twilio sends no trace context). A hand-made
-            # server span: the generic ASGI instrumentation cost a third of the throughput.
-            with tracer.start_as_current_span(span_name, kind=trace.SpanKind.SERVER,
-                                              attributes=span_attributes) as span:
+            # server span: the generic ASGI instrumentation cost a third of the throughput;
+            # made current by hand, not by start_as_current_span's nested context managers
+            # (about 10 us less per webhook).
+            span = tracer.start_span(span_name, kind=trace.SpanKind.SERVER,
+                                     attributes=span_attributes)
+            token = context.attach(trace.set_span_in_context(span))
+            try:
                 try:
-                    outcome = await handle(request)
+                    outcome, status, response = await handle(request), 200, self._twiml
                 except Refused as refused:
-                    count(f"rejected_{refused.status}")
-                    span.set_attribute("http.response.status_code", refused.status)
-                    return Response(refused.reason + "\n", status_code=refused.status,
-                                    media_type="text/plain")
-                finally:
-                    seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+                    outcome, status = f"rejected_{refused.status}", refused.status
+                    response = Response(refused.reason + "\n", status_code=refused.status,
+                                        media_type="text/plain")
                 count(outcome)
-                span.set_attribute("http.response.status_code", 200)
-                return self._twiml
+                span.set_attribute("http.response.status_code", status)
+                return response
+            except BaseException as exc:  # what start_as_current_span recorded, no message
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+            finally:
+                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+                context.detach(token)
+                span.end()
 
         return endpoint
 

@@ -94,6 +94,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def main() -> Result:
+    load_at_start = os.getloadavg()[0]
     sync_always = os.environ.get("BENCH_NATS_SYNC", "always") == "always"
     server = NatsServer(sync_always=sync_always).start()
     sink_port = free_port()
@@ -161,6 +162,6 @@ async def main() -> Result:
             "server CPU us per request bare / gateway (median)":
                 f"{median(bare_cpu):.0f} / {median(ours_cpu):.0f}",
             "cpu ratio bare/gateway": round(median(bare_cpu) / median(ours_cpu), 3),
-            "load average at the end": os.getloadavg()[0],
+            "load average at the start / end": f"{load_at_start:.1f} / {os.getloadavg()[0]:.1f}",
         },
     )

@@ -13,7 +13,7 @@ from typing import Any
 from conversation.handlers import ConversationHandlers
 from conversation.policy import TenantPolicy, policy_of
 from conversation.state import ConversationState, fold
-from conversation.store import ConversationStore
+from conversation.store import ConversationStore, timer_subject
 from conversation.view import ViewWriter
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -32,6 +32,7 @@ from switchboard_contracts.topology import (
     conversation_id_for,
     inbound_subject,
 )
+from switchboard_devstack.waiting import drained
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.eventsourcing import replay
 from switchboard_tenants import TenantRecord, TokenCipher
@@ -141,15 +142,23 @@ def count(kind: str, n: int = 1) -> Callable[[list[Envelope]], bool]:
     return lambda events: len(of_type(events, kind)) >= n
 
 
-async def settle(js: JetStreamContext, cid: str = CID, quiet_s: float = 0.5) -> list[Envelope]:
-    """The events once nothing new was appended for ``quiet_s``."""
-    before = await history(js, cid)
-    while True:
-        await asyncio.sleep(quiet_s)
-        after = await history(js, cid)
-        if len(after) == len(before):
-            return after
-        before = after
+async def settle(js: JetStreamContext, cid: str = CID) -> list[Envelope]:
+    """The events once every consumer has handled and acked everything stored (``drained``):
+    a handler that failed is redelivered after its delay and handled before this returns, so
+    a "nothing else happened" check after it covers the redelivery it guards. A timer not due
+    yet is not waited for: check ``held_timers``."""
+    await drained(js)
+    return await history(js, cid)
+
+
+async def held_timers(js: JetStreamContext, cid: str = CID) -> set[str]:
+    """The conversation's timers set and not fired yet (a fired schedule leaves the stream):
+    ``"idle"``, ``"turn"``, ``"handoff"``, ``"transcript.<sid>"``."""
+    base = timer_subject(cid)
+    info = await js.stream_info("CONVERSATION", subjects_filter=f"{base}.>")
+    idle = await js.stream_info("CONVERSATION", subjects_filter=base)
+    held = {subject.removeprefix(f"{base}.") for subject in info.state.subjects or {}}
+    return held | ({"idle"} if idle.state.subjects else set())
 
 
 async def state(js: JetStreamContext, cid: str = CID) -> ConversationState:

@@ -7,7 +7,16 @@ import contextlib
 import time
 
 import pytest
-from conversation_helpers import CID, count, of_type, send_inbound, send_reply, settle, wait_for
+from conversation_helpers import (
+    CID,
+    count,
+    held_timers,
+    of_type,
+    send_inbound,
+    send_reply,
+    settle,
+    wait_for,
+)
 from switchboard_runtime.eventsourcing import replay
 
 IDLE_S = 1.5
@@ -49,6 +58,7 @@ async def test_activity_postpones_the_close(js, conversation):
     closed = of_type(events, "ConversationClosed")[0]
     assert (closed.occurred_at - answered_at).total_seconds() >= IDLE_S
     assert len(of_type(await settle(js), "ConversationClosed")) == 1
+    assert "idle" not in await held_timers(js)  # no timer left to close it again
 
 
 async def test_the_timer_survives_a_service_and_server_restart(js, nats_server, make_service):

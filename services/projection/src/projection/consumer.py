@@ -44,6 +44,7 @@ from switchboard_contracts.topology import (
     StreamSpec,
 )
 from switchboard_runtime.bus import dead_letter
+from switchboard_runtime.bus.pull import PullFetcher
 from switchboard_runtime.telemetry import get_logger
 
 from . import metrics
@@ -59,7 +60,6 @@ from .checkpoint import (
 )
 from .decoding import Fact, PoisonFact, Raw, decode
 from .fence import Fence
-from .pull import PullFetcher
 from .readmodels import READ_TYPES, project
 from .settings import ProjectionSettings
 from .writes import Writes

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 import structlog
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
@@ -43,12 +42,17 @@ from ..telemetry.metrics import (
     trace_exemplar,
 )
 from .deadletters import REPLAY, dead_letter, replay_durable, replay_subject
+from .pull import ENDED_QUIETLY, PullFetcher
 from .streams import ensure_input_stream
 
 log = get_logger(__name__)
 tracer = trace.get_tracer("switchboard.bus")
 
 Handler = Callable[[Event[Any]], Awaitable[None]]
+
+# How long an idle consumer's pull request waits for a message (one request per LONG_POLL_S
+# when idle; a message published meanwhile is delivered at once).
+LONG_POLL_S = 30.0
 
 
 class PermanentError(Exception):
@@ -153,6 +157,7 @@ class Consumer:
         self._slots = asyncio.Semaphore(self.spec.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._fetchers: list[PullFetcher] = []
         self._lag_task: asyncio.Task[None] | None = None
         # Per (durable, event type): the latency and "ok" series, looked up once, not per event.
         self._series: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
@@ -167,14 +172,22 @@ class Consumer:
         if self.replay_spec is not None:
             await ensure_input_stream(self._js, REPLAY)
             await self._js.add_consumer(REPLAY.name, self.replay_spec.config())
-        self._loops = [asyncio.create_task(self._run(spec), name=f"consumer:{spec.durable}")
-                       for spec in self.specs]
+        for spec in self.specs:
+            fetcher = PullFetcher(self._js._nc, spec.stream, spec.durable,
+                                  api_prefix=self._js._prefix)
+            await fetcher.start()
+            self._fetchers.append(fetcher)
+        self._loops = [asyncio.create_task(self._run(spec, fetcher),
+                                           name=f"consumer:{spec.durable}")
+                       for spec, fetcher in zip(self.specs, self._fetchers, strict=True)]
         self._lag_task = asyncio.create_task(self._report_lag(),
                                              name=f"consumer-lag:{self.spec.durable}")
 
     async def stop(self) -> None:
         """Stop fetching, let in-flight handlers finish (and ack), then return."""
         self._stopping.set()
+        for fetcher in self._fetchers:  # a waiting long poll returns; the rest goes back
+            await self._hand_back(await fetcher.stop())
         if self._lag_task is not None:  # nothing to finish: not worth a wait in the drain
             self._lag_task.cancel()
         if self._loops:
@@ -182,43 +195,48 @@ class Consumer:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
-    async def _subscribe(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
-        return await self._js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+    async def _run(self, spec: ConsumerSpec, fetcher: PullFetcher) -> None:
+        try:
+            while not self._stopping.is_set():
+                await self._take(spec, fetcher)
+        finally:
+            await self._hand_back(await fetcher.stop())
 
-    async def _run(self, spec: ConsumerSpec) -> None:
-        sub = await self._subscribe(spec)
-        while not self._stopping.is_set():
-            try:
-                msgs = await sub.fetch(spec.batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except Exception:  # a lost connection or a silent subscription: bind again
-                log.warning("fetch failed, re-binding", consumer=spec.durable, exc_info=True)
-                await asyncio.sleep(1.0)
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-                with contextlib.suppress(Exception):
-                    sub = await self._subscribe(spec)
-                continue
-            if self.spec.concurrency == 1:  # in order, without a task per message
-                for index, msg in enumerate(msgs):
-                    if self._stopping.is_set():
-                        await self._hand_back(msgs[index:])
-                        break
-                    async with self._slots:  # one at a time across both durables too
-                        await self._process(msg)
-                continue
+    async def _take(self, spec: ConsumerSpec, fetcher: PullFetcher) -> None:
+        """Fetch a batch (a long poll when there is none) and hand it to the handlers."""
+        try:
+            msgs = await fetcher.fetch(spec.batch, wait_s=LONG_POLL_S)
+        except Exception:  # the connection closed: not a hot loop meanwhile
+            log.warning("fetch failed", consumer=spec.durable, exc_info=True)
+            await self._pause(1.0)
+            return
+        if not msgs:
+            if fetcher.status is not None and fetcher.status not in ENDED_QUIETLY:
+                # The consumer deleted, a leader change, JetStream away: ask again shortly.
+                log.warning("pull request refused", consumer=spec.durable, status=fetcher.status)
+                await self._pause(1.0)
+            return
+        if self.spec.concurrency == 1:  # in order, without a task per message
             for index, msg in enumerate(msgs):
-                await self._slots.acquire()
                 if self._stopping.is_set():
-                    self._slots.release()
                     await self._hand_back(msgs[index:])
-                    break
-                task = asyncio.create_task(self._process(msg))
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+                    return
+                async with self._slots:  # one at a time across both durables too
+                    await self._process(msg)
+            return
+        for index, msg in enumerate(msgs):
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                await self._hand_back(msgs[index:])
+                return
+            task = asyncio.create_task(self._process(msg))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _report_lag(self) -> None:
         """Read each durable's backlog from the server every lag_interval_s: set at delivery
@@ -240,9 +258,11 @@ class Consumer:
 
     @staticmethod
     async def _hand_back(msgs: list[Msg]) -> None:
-        # Fetched but not started: nak at once so another replica takes them.
+        # Fetched but not started: nak at once so another replica takes them (a nak lost
+        # with the connection: redelivered after ack_wait).
         for msg in msgs:
-            await msg.nak()
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

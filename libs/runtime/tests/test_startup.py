@@ -124,6 +124,24 @@ async def test_a_service_started_before_nats_is_not_ready_then_ready_without_exi
     assert waits and [w["attempt"] for w in waits] == [2 ** i for i in range(len(waits))]
 
 
+async def test_sigterm_while_waiting_for_nats_stops_at_once() -> None:
+    http_port = free_port()
+    env = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{free_port()}",
+           "HTTP_PORT": str(http_port), "STARTUP_TIMEOUT_S": "120"}
+    proc = subprocess.Popen([sys.executable, "-c", SERVICE], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        await eventually(lambda: _readyz(http_port), timeout_s=60, what="/readyz answering")
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 10)  # not the 120 s budget
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert code == 0, stderr
+    assert '"stopped during start-up"' in stderr
+
+
 async def test_run_exits_1_with_one_clear_line_when_the_budget_runs_out() -> None:
     env = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{free_port()}",
            "HTTP_PORT": str(free_port()), "STARTUP_TIMEOUT_S": "1"}

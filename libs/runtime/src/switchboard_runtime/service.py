@@ -308,7 +308,7 @@ class Service:
     async def _on_nats_error(self, exc: Exception) -> None:
         if self._nc is None and self._client is not None:  # the first connect, still trying
             self._connect_failures += 1
-            # nats-py retries every RECONNECT_TIME_WAIT; log only the 1st, 2nd, 4th, 8th...
+            # nats-py tries again every reconnect_time_wait: log the 1st, 2nd, 4th, 8th... only
             if self._connect_failures & (self._connect_failures - 1) == 0:
                 log.warning("start-up waiting", waiting_on="NATS", error=type(exc).__name__,
                             attempt=self._connect_failures)

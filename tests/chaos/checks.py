@@ -60,18 +60,19 @@ def answering_turn(facts: Facts, conversation_id: str, turn: int) -> int:
     return turn
 
 
-def silenced(facts: Facts) -> tuple[dict[str, str], set[tuple[str, int]]]:
+def silenced(facts: Facts) -> dict[str, str]:
     """Messages the conversation rightly answers with nothing (ADR 0022): written while the
-    user was opted out or a person was asked for or answering, or waiting for a reply when
-    the user opted out or asked for a person (then, too, the turn in flight is dropped).
-    Answers (sid -> why, the dropped turns as (conversation, turn))."""
+    user was opted out or a person was asked for or answering, or still owed a reply when the
+    user opted out or asked for a person: waiting, in the turn in flight (dropped), or handed
+    by a superseded turn to a next one not yet asked for (e.g. a voice note among them awaits
+    its transcript). Answers sid -> why."""
     quiet: dict[str, str] = {}
-    dropped: set[tuple[str, int]] = set()
-    for conversation, events in _timelines(facts).items():
-        waiting: list[str] = []
-        person = opted_out = False
+    for events in _timelines(facts).values():
+        waiting: list[str] = []  # not yet in a ReplyRequested
+        owed: list[str] = []  # answered by the turn in flight
+        carried: list[str] = []  # of a superseded turn, for the next one
         requested: int | None = None
-        done: set[int] = set()
+        person = opted_out = False
         for event in events:
             if isinstance(event, UserMessage):
                 if person or opted_out:
@@ -79,24 +80,24 @@ def silenced(facts: Facts) -> tuple[dict[str, str], set[tuple[str, int]]]:
                 else:
                     waiting.append(event.message_sid)
             elif isinstance(event, TurnRequest):
-                requested = event.turn
+                requested, owed, carried = event.turn, [*carried, *event.message_sids], []
                 waiting = [sid for sid in waiting if sid not in event.message_sids]
-            elif isinstance(event, (Answer, Supersession)):
-                done.add(event.turn)
+            elif isinstance(event, Answer):
+                owed = [] if event.turn == requested else owed
+            elif isinstance(event, Supersession):
+                if event.turn == requested:
+                    carried, owed = [*carried, *owed], []
             elif event.type in ("HandoffRequested", "UserOptedOut"):
                 why = "person" if event.type == "HandoffRequested" else "opted_out"
-                quiet.update(dict.fromkeys(waiting, why))
-                waiting = []
-                if requested is not None and requested not in done:
-                    dropped.add((conversation, requested))
-                    done.add(requested)
+                quiet.update(dict.fromkeys([*waiting, *owed, *carried], why))
+                waiting, owed, carried = [], [], []
                 person = person or event.type == "HandoffRequested"
                 opted_out = opted_out or event.type == "UserOptedOut"
             elif event.type == "HandoffReleased":
                 person = False
             elif event.type == "UserOptedIn":
                 opted_out = False
-    return quiet, dropped
+    return quiet
 
 
 Timeline = UserMessage | TurnRequest | Answer | Supersession | PeopleEvent
@@ -104,7 +105,7 @@ Timeline = UserMessage | TurnRequest | Answer | Supersession | PeopleEvent
 
 def _timelines(facts: Facts) -> dict[str, list[Timeline]]:
     """Per conversation, what decides who answers, in stream order (answers and
-    supersessions without a sequence go where their turn is decided: after its request)."""
+    supersessions without a sequence, as in hand-made facts, go after their turn's request)."""
     per: dict[str, list[tuple[int, Timeline]]] = defaultdict(list)
     request_seq = {(r.conversation_id, r.turn): r.seq for r in facts.requests}
     items: list[UserMessage | TurnRequest | PeopleEvent] = [
@@ -113,8 +114,7 @@ def _timelines(facts: Facts) -> dict[str, list[Timeline]]:
         per[item.conversation_id].append((item.seq, item))
     ended: list[Answer | Supersession] = [*facts.answers, *facts.supersessions]
     for end in ended:
-        seq = (end.seq if isinstance(end, Answer) else 0) or request_seq.get(
-            (end.conversation_id, end.turn), 0)
+        seq = end.seq or request_seq.get((end.conversation_id, end.turn), 0)
         per[end.conversation_id].append((seq, end))
     return {c: [item for _, item in sorted(pairs, key=lambda pair: pair[0])]
             for c, pairs in per.items()}
@@ -130,7 +130,7 @@ def lost(facts: Facts) -> tuple[Finding, Finding, Finding]:
     unrecorded = Finding("unrecorded_sends")
     keys, _ = attribute_sends(facts)
     sent_keys = set(keys)
-    quiet, dropped = silenced(facts)
+    quiet = silenced(facts)
     appended = {m.message_sid: m for m in facts.user_messages}
     answers: dict[tuple[str, int], list[str]] = defaultdict(list)
     for answer in facts.answers:
@@ -162,9 +162,9 @@ def lost(facts: Facts) -> tuple[Finding, Finding, Finding]:
             if message is None:
                 lost_finding.add("not_appended", sid)
                 continue
-            turn = answering_turn(facts, message.conversation_id, message.turn)
-            if sid in quiet or (message.conversation_id, turn) in dropped:
+            if sid in quiet:
                 continue  # rightly unanswered
+            turn = answering_turn(facts, message.conversation_id, message.turn)
             answered = answers.get((message.conversation_id, turn))
             if not answered:
                 lost_finding.add("turn_never_answered",

@@ -91,7 +91,7 @@ def conversation_facts(facts: Facts, stored: list[Stored]) -> None:
                                         str(data["reply_event_id"]), message.seq))
         elif event.type == "ReplySuperseded":
             facts.supersessions.append(Supersession(conversation, data["turn"],
-                                                    data["next_turn"]))
+                                                    data["next_turn"], message.seq))
         elif event.type == "ReplyRequested":
             facts.requests.append(TurnRequest(conversation, data["turn"], message.seq,
                                               tuple(data["message_sids"])))

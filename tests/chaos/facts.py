@@ -46,6 +46,7 @@ class Supersession:
     conversation_id: str
     turn: int
     next_turn: int
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ class Outcome:
                 "operator_commands": len(self.facts.operator_actions),
                 "operator_commands_unanswered": sum(n for (_, ok), n in given.items()
                                                     if ok is None),
-                "rightly_unanswered": len(silenced(self.facts)[0])}
+                "rightly_unanswered": len(silenced(self.facts))}
 
     def recovery_by_kind(self) -> dict[str, dict[str, float | int | None]]:
         times: defaultdict[str, list[float]] = defaultdict(list)

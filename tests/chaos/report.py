@@ -107,6 +107,9 @@ class Outcome:
         for name in MUST_BE_ZERO:
             mark = "ok  " if counts.get(name, 0) == 0 else "FAIL"
             lines.append(f"  {mark} {name}: {counts.get(name, 0)}")
+        for name, count in counts.items():
+            if name not in MUST_BE_ZERO:
+                lines.append(f"  note {name}: {count}")
         for finding in self.findings:
             for example in finding.examples:
                 lines.append(f"       {finding.name} e.g. {example}")

@@ -246,6 +246,11 @@ def test_each_opt_out_is_confirmed_exactly_once() -> None:
     facts = with_people()
     facts.outbound = [o for o in facts.outbound if o.event_id != "o1"]
     assert dict(checks.opted_out_violations(facts).reasons) == {"opted_out_requested_0_times": 1}
+    facts = with_people()  # the opt-in's confirmation withheld: reported, not invariant 13
+    facts.outcomes[2] = PartOutcome("o2", 1, reason="opted_out")
+    facts.api_sends.remove(sends(facts, "o2")[0])
+    found = counts(facts)
+    assert (found["opt_ins_unconfirmed"], found["opted_out_violations"]) == (1, 0)
 
 
 def test_a_reply_requested_while_opted_out_or_with_a_person_is_a_violation() -> None:

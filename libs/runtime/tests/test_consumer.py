@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import structlog
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
 from switchboard_contracts.topology import DEADLETTER, GATEWAY
 from switchboard_devstack.waiting import drained, eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher
+from switchboard_runtime.bus.pull import PullFetcher
 from switchboard_runtime.deadletters.store import list_dead_letters
 
 SUBJECT = "gateway.InboundMessageReceived"
@@ -185,3 +187,32 @@ async def test_a_handler_knows_which_delivery_it_runs_and_whether_it_is_the_last
     assert seen == [(1, False), (2, False), (3, True)]
     assert current_delivery() is None
     assert await dead_letters(streams) == []
+
+
+
+async def test_the_handler_logs_in_the_events_context_and_the_outer_one_comes_back(
+    streams, make_inbound
+) -> None:
+    inside: list[dict] = []
+
+    async def handle(event) -> None:
+        inside.append(structlog.contextvars.get_contextvars())
+
+    consumer = Consumer(streams, spec(), {"InboundMessageReceived": handle})
+    await streams.add_consumer(GATEWAY.name, consumer.spec.config())
+    sent = make_inbound()
+    await Publisher(streams, GATEWAY.name).publish(SUBJECT, sent)
+    fetcher = PullFetcher(streams._nc, GATEWAY.name, consumer.spec.durable)
+    await fetcher.start()
+    msgs = await fetcher.fetch(1, wait_s=10)
+    await fetcher.stop()
+    structlog.contextvars.bind_contextvars(consumer="outer", request="kept")
+    try:
+        await consumer._process(msgs[0])  # in this task's context, as the loop does
+        after = structlog.contextvars.get_contextvars()
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert inside == [{"consumer": "test-consumer", "request": "kept",
+                       "correlation_id": sent.correlation_id, "tenant_id": sent.tenant_id,
+                       "event_id": str(sent.event_id), "event_type": sent.type}]
+    assert after == {"consumer": "outer", "request": "kept"}

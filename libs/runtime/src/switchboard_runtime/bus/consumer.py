@@ -297,12 +297,14 @@ class Consumer:
         env = event.envelope
         durable = self._durable_of(msg)
         deliveries = msg.metadata.num_delivered
-        with (
-            structlog.contextvars.bound_contextvars(
-                correlation_id=env.correlation_id, tenant_id=env.tenant_id,
-                event_id=str(env.event_id), event_type=env.type, consumer=durable,
-            ),
-            tracer.start_as_current_span(
+        # Bound, then reset by token: bound_contextvars would also scan the whole context
+        # for the keys to restore (a few us per event).
+        log_context = structlog.contextvars.bind_contextvars(
+            correlation_id=env.correlation_id, tenant_id=env.tenant_id,
+            event_id=str(env.event_id), event_type=env.type, consumer=durable,
+        )
+        try:
+            with tracer.start_as_current_span(
                 f"process {env.type}",
                 context=extract_context(msg.headers),
                 kind=trace.SpanKind.CONSUMER,
@@ -312,30 +314,31 @@ class Consumer:
                     "messaging.nats.deliveries": deliveries,
                     "switchboard.correlation_id": env.correlation_id,
                 },
-            ) as span,
-        ):
-            started = time.perf_counter()
-            progress = self._keep_alive(msg) if self.spec.long_running else None
-            delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver))
-            try:
-                await handler(event)
-            except PermanentError as exc:
-                span.record_exception(exc)
-                await self._reject(msg, "permanent failure", _describe(exc), env.type)
-                return
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(trace.StatusCode.ERROR)
-                await self._failed(msg, env.type, exc, deliveries)
-                return
-            finally:
-                _DELIVERY.reset(delivery)
-                if progress is not None:
-                    progress.cancel()
-                seconds, handled_ok = self._series_of(durable, env.type)
-                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
-            await msg.ack()
-            handled_ok.inc()
+            ) as span:
+                started = time.perf_counter()
+                progress = self._keep_alive(msg) if self.spec.long_running else None
+                delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver))
+                try:
+                    await handler(event)
+                except PermanentError as exc:
+                    span.record_exception(exc)
+                    await self._reject(msg, "permanent failure", _describe(exc), env.type)
+                    return
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(trace.StatusCode.ERROR)
+                    await self._failed(msg, env.type, exc, deliveries)
+                    return
+                finally:
+                    _DELIVERY.reset(delivery)
+                    if progress is not None:
+                        progress.cancel()
+                    seconds, handled_ok = self._series_of(durable, env.type)
+                    seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+                await msg.ack()
+                handled_ok.inc()
+        finally:
+            structlog.contextvars.reset_contextvars(**log_context)
 
     def _series_of(self, durable: str, env_type: str) -> tuple[Histogram, Counter]:
         series = self._series.get((durable, env_type))

@@ -15,10 +15,10 @@ import urllib.request
 import pytest
 from nats.js.api import KeyValueConfig
 from switchboard_contracts.topology import GATEWAY
-from switchboard_devstack.embedded import NatsCluster, NatsServer, free_port
+from switchboard_devstack.embedded import NatsAuth, NatsCluster, NatsServer, free_port
 from switchboard_devstack.waiting import eventually
 from switchboard_runtime import Service, ServiceSettings
-from switchboard_runtime.startup import StartupTimeout
+from switchboard_runtime.startup import StartupRefused, StartupTimeout
 
 # A service with no consumers of its own: start-up is connect, declare, hooks.
 SERVICE = "from switchboard_runtime import Service, ServiceSettings; Service(ServiceSettings(" \
@@ -82,6 +82,23 @@ async def test_start_gives_up_after_its_budget_saying_what_it_waited_on() -> Non
         await service.start()
     assert 1.0 <= time.monotonic() - began < 5
     assert not service.ready
+
+
+async def test_a_request_the_services_nats_user_may_not_make_fails_at_once() -> None:
+    auth = NatsAuth.generate()
+    server = NatsServer(auth=auth).start()
+    try:
+        # The agent's user may create the agent's streams, not the gateway's.
+        service = Service(ServiceSettings(
+            service_name="agent", nats_url=server.url, nats_user="agent",
+            nats_password=auth.passwords["agent"], http_port=0, startup_timeout_s=60,
+        ), owns=(GATEWAY,))
+        began = time.monotonic()
+        with pytest.raises(StartupRefused, match=r"(?i)permissions violation.*STREAM\.INFO"):
+            await service.start()
+        assert time.monotonic() - began < 15  # one request's timeout, not the budget
+    finally:
+        server.cleanup()
 
 
 def _readyz(port: int) -> tuple[int, dict[str, str]] | None:

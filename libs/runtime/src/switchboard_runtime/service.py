@@ -34,7 +34,7 @@ from .bus import (
 from .bus.collector import AdvisoryCollector
 from .bus.deadletters import REPLAY
 from .config import ServiceSettings
-from .startup import StartingClient, StartupTimeout, retrying
+from .startup import StartingClient, StartupFailed, StartupTimeout, retrying
 from .telemetry import configure_logging, configure_tracing, get_logger
 
 log = get_logger(__name__)
@@ -261,7 +261,7 @@ class Service:
 
         try:
             uvloop.run(self.serve())
-        except StartupTimeout as exc:  # one clear line, not a traceback, then exit 1
+        except StartupFailed as exc:  # one clear line, not a traceback, then exit 1
             log.error("start-up gave up", reason=str(exc))
             raise SystemExit(1) from None
 
@@ -313,6 +313,8 @@ class Service:
                 log.warning("start-up waiting", waiting_on="NATS", error=type(exc).__name__,
                             attempt=self._connect_failures)
             return
+        if self._client is not None:
+            self._client.note_error(exc)
         log.warning("nats error", error=type(exc).__name__)
 
     async def _on_disconnect(self) -> None:

@@ -38,8 +38,16 @@ _UNAVAILABLE_ERR_CODES = frozenset({10005, 10023})
 _BACKOFF = wait_random_exponential(multiplier=0.25, max=5.0)
 
 
-class StartupTimeout(RuntimeError):
+class StartupFailed(RuntimeError):
+    """The service cannot start; the message says why, for the one line it exits with."""
+
+
+class StartupTimeout(StartupFailed):
     """Start-up did not finish within ``STARTUP_TIMEOUT_S``; the message says what it awaited."""
+
+
+class StartupRefused(StartupFailed):
+    """NATS refused a start-up request (this service's user may not make it): no wait helps."""
 
 
 class NotYetAvailable(Exception):
@@ -77,6 +85,13 @@ class StartingClient(Client):
         super().__init__()
         self.starting = True
         self.waiting_on: str | None = None  # the request retried last, for /readyz and errors
+        self._refusals: list[str] = []  # permissions violations the server sent meanwhile
+
+    def note_error(self, error: Exception) -> None:
+        """An error the server sent (the error callback): a permissions violation makes the
+        request it names fail at once instead of being retried as a timeout."""
+        if self.starting and "permissions violation" in str(error).lower():
+            self._refusals.append(str(error).lower())
 
     async def request(  # its timeout is nats-py's parameter, kept as the parent has it
         self, subject: str, payload: bytes = b"",
@@ -92,6 +107,11 @@ class StartingClient(Client):
                 answer = await super(StartingClient, self).request(
                     subject, payload, timeout, old_style, headers)
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                # nats-py hands the server's message on in lower case
+                refusal = next((r for r in self._refusals if f'"{subject.lower()}"' in r), None)
+                if refusal is not None:
+                    raise StartupRefused(f"{refusal} (this service's NATS user: "
+                                         "deploy/nats/permissions.conf)") from None
                 self.waiting_on = what
                 raise
             unavailable = _unavailable(answer)

@@ -55,11 +55,18 @@ def _event(i: int) -> Envelope:
 class Round:
     rate: float  # events/s
     cpu_us: float  # CPU of this process per event (all threads: span export included)
+    publish_cpu_us: float  # of which publishing
 
 
-def _round(started: float, cpu_started: float) -> Round:
+def _round(started: float, cpu_started: float, cpu_published: float) -> Round:
     return Round(N / (time.perf_counter() - started),
-                 (time.process_time() - cpu_started) / N * 1e6)
+                 (time.process_time() - cpu_started) / N * 1e6,
+                 (cpu_published - cpu_started) / N * 1e6)
+
+
+def _cpu(r: Round) -> str:
+    return (f"{r.cpu_us:.0f} us CPU/event: publish {r.publish_cpu_us:.0f}, "
+            f"consume {r.cpu_us - r.publish_cpu_us:.0f}")
 
 
 async def _raw_round(js: JetStreamContext, payload: bytes, tag: str) -> Round:
@@ -67,6 +74,7 @@ async def _raw_round(js: JetStreamContext, payload: bytes, tag: str) -> Round:
     started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(N):
         await js.publish(f"raw{tag}.x", payload, headers={"Nats-Msg-Id": f"{tag}-{i}"})
+    cpu_published = time.process_time()
     sub = await js.pull_subscribe(f"raw{tag}.x", durable="raw", stream=f"RAW{tag}",
                                   config=ConsumerConfig(ack_wait=30, max_deliver=5))
     got = 0
@@ -74,7 +82,7 @@ async def _raw_round(js: JetStreamContext, payload: bytes, tag: str) -> Round:
         for msg in await sub.fetch(100, timeout=5):
             await msg.ack()
             got += 1
-    result = _round(started, cpu_started)
+    result = _round(started, cpu_started, cpu_published)
     await js.delete_stream(f"RAW{tag}")
     return result
 
@@ -94,12 +102,13 @@ async def _ours_round(js: JetStreamContext, tag: str) -> Round:
     started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(N):
         await publisher.publish(SUBJECT, _event(i))
+    cpu_published = time.process_time()
     spec = ConsumerSpec(durable=f"bench-{tag}", stream=GATEWAY.name, filter_subjects=(SUBJECT,),
                         batch=100)
     consumer = Consumer(js, spec, {"InboundMessageReceived": handle})
     await consumer.start()
     await asyncio.wait_for(done.wait(), 120)
-    result = _round(started, cpu_started)
+    result = _round(started, cpu_started, cpu_published)
     await consumer.stop()
     await js.delete_consumer(GATEWAY.name, spec.durable)
     return result
@@ -108,6 +117,7 @@ async def _ours_round(js: JetStreamContext, tag: str) -> Round:
 async def main() -> Result:
     provider = configure_tracing("bench", None)
     provider.add_span_processor(BatchSpanProcessor(_Discard()))
+    load_at_start = os.getloadavg()[0]
     server = NatsServer().start()
     try:
         nc = await nats.connect(server.url)
@@ -120,12 +130,13 @@ async def main() -> Result:
             tag = uuid.uuid4().hex[:6]
             raw.append(await _raw_round(js, payload, tag))
             ours.append(await _ours_round(js, tag))
-            print(f"round {r + 1}: raw {raw[-1].rate:.0f}/s ({raw[-1].cpu_us:.0f} us CPU/event)  "
-                  f"ours {ours[-1].rate:.0f}/s ({ours[-1].cpu_us:.0f} us CPU/event)")
+            print(f"round {r + 1}: raw {raw[-1].rate:.0f}/s ({_cpu(raw[-1])})  "
+                  f"ours {ours[-1].rate:.0f}/s ({_cpu(ours[-1])})")
         await nc.close()
     finally:
         server.cleanup()
     raw_cpu, ours_cpu = median([x.cpu_us for x in raw]), median([x.cpu_us for x in ours])
+    raw_pub, ours_pub = (median([x.publish_cpu_us for x in rounds]) for rounds in (raw, ours))
     return Result(
         name="event_layer",
         metric="events/s, publish with PubAck then consume with ack (median of rounds)",
@@ -139,5 +150,7 @@ async def main() -> Result:
                "ours_rounds": [round(x.rate) for x in ours],
                "cpu_us_per_event raw / ours (median)": f"{raw_cpu:.0f} / {ours_cpu:.0f}",
                "cpu ratio raw/ours": round(raw_cpu / ours_cpu, 3),
-               "load average at the end": os.getloadavg()[0]},
+               "publish cpu_us_per_event raw / ours (median)": f"{raw_pub:.0f} / {ours_pub:.0f}",
+               "load average at the start / end":
+                   f"{load_at_start:.1f} / {os.getloadavg()[0]:.1f}"},
     )

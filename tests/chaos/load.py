@@ -128,15 +128,15 @@ class Load:
                        mine: list[str | None]) -> bool:
         """STOP, a message or two (answered by nothing), then mostly START. Answers whether
         the user may do it again (not when they stay opted out)."""
-        mine.append(await self._send(user, "stop", text="STOP"))
+        if not await self._keyword(user, "stop", "STOP", mine):
+            return True  # never got through: maybe next time
         for _ in range(rng.randint(1, 2)):
             if not await self._think(rng):
                 return False
             mine.append(await self._text(user, index, rng, "text"))
         if rng.random() < 0.2 or not await self._think(rng):
             return False  # opted out for good: everything they write now goes unanswered
-        mine.append(await self._send(user, "start", text="START"))
-        return True
+        return await self._keyword(user, "start", "START", mine)
 
     async def _handoff(self, user: str, index: int, rng: random.Random,
                        mine: list[str | None]) -> bool:
@@ -151,7 +151,8 @@ class Load:
             if not await operator.act(user, conversation, "take_over", rng):
                 return False
         else:
-            mine.append(await self._send(user, "handoff", text="human"))
+            if not await self._keyword(user, "handoff", "human", mine):
+                return True
             if rng.random() < 0.15 or not await self._think(rng):
                 return False  # left waiting: nobody claims it
             if not await operator.act(user, conversation, "claim", rng):
@@ -169,6 +170,17 @@ class Load:
         await asyncio.sleep(rng.uniform(*self.plan.think_s))
         mine.append(await self._text(user, index, rng, "text"))
         return True
+
+    async def _keyword(self, user: str, kind: str, text: str, mine: list[str | None],
+                       tries: int = 3) -> bool:
+        """A keyword written again (a new message) while the gateway refuses it, as a user
+        does when nothing happens; answers whether one was answered 200."""
+        for _ in range(tries):
+            sid = await self._send(user, kind, text=text)
+            mine.append(sid)
+            if self.sent[-1].status == 200:  # what _send just recorded (no await since)
+                return True
+        return False
 
     async def _text(self, user: str, index: int, rng: random.Random, kind: str) -> str | None:
         # Unique per message, so each reply (the simulator's echo) can be told apart.

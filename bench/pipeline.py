@@ -44,6 +44,7 @@ from .loadgen import post_request
 RATE, SECONDS = float(os.environ.get("BENCH_RATE", 15)), int(os.environ.get("BENCH_SECONDS", 12))
 BIN = Path(sys.executable).parent
 SERVICES = ("gateway", "conversation", "agent", "sender")
+REPLICAS = tuple(int(n) for n in os.environ.get("BENCH_REPLICAS", "1,2").split(","))
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -115,9 +116,10 @@ async def _hops(nats_url: str) -> dict[str, list[float]]:
     js = nc.jetstream()
     marks: dict[str, dict[str, float]] = {}
     for stream, types in (("GATEWAY", {"InboundMessageReceived"}),
-                          ("CONVERSATION", {"ReplyRequested"}),
+                          ("CONVERSATION", {"ReplyRequested", "AssistantMessageAppended"}),
                           ("AGENT", {"ReplyGenerated"}),
-                          ("SENDER", {"OutboundPartAttempted", "OutboundMessageSent"})):
+                          ("SENDER", {"OutboundReplyAccepted", "OutboundPartAttempted",
+                                      "OutboundMessageSent"})):
         sub = await js.pull_subscribe(">", stream=stream, config=ConsumerConfig(
             ack_policy=AckPolicy.NONE, inactive_threshold=10))
         pending = (await sub.consumer_info()).num_pending or 0
@@ -139,12 +141,26 @@ async def _hops(nats_url: str) -> dict[str, list[float]]:
              "OutboundPartAttempted", "OutboundMessageSent"]
     names = ["gateway -> conversation", "conversation -> agent", "agent -> sender",
              "sender: attempt -> Twilio answered"]
-    hops: dict[str, list[float]] = {name: [] for name in names}
+    # Inside the agent -> sender hop: the sender records the reply while the conversation
+    # accepts it (in parallel); the sender's first part waits for that acceptance in the view.
+    spans = [*zip(names, itertools.pairwise(chain), strict=True),
+             ("  agent -> sender: reply recorded", ("ReplyGenerated", "OutboundReplyAccepted")),
+             ("  agent -> conversation: reply accepted",
+              ("ReplyGenerated", "AssistantMessageAppended")),
+             ("  sender: recorded -> attempt", ("OutboundReplyAccepted", "OutboundPartAttempted")),
+             ("  conversation accepted -> sender's attempt",
+              ("AssistantMessageAppended", "OutboundPartAttempted"))]
+    hops: dict[str, list[float]] = {name: [] for name, _ in spans}
     for times in marks.values():
-        for name, (a, b) in zip(names, itertools.pairwise(chain), strict=True):
+        for name, (a, b) in spans:
             if a in times and b in times:
                 hops[name].append(times[b] - times[a])
     return hops
+
+
+def _load() -> str:
+    """The machine's load average (1, 5, 15 min): it is shared, and the figures depend on it."""
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 async def _run_relay(js: JetStreamContext, sim_url: str, tag: str) -> list[float]:
@@ -220,8 +236,9 @@ async def main() -> Result:
             helper.start(env, logs)
             wait_for_port(helper.port, 60)
         nc = await nats.connect(server.url)
+        relay_load = _load()
         relay_latencies = await _run_relay(nc.jetstream(), sim_url, "a")
-        for replicas in (1, 2):
+        for replicas in REPLICAS:
             processes = []
             gateway_port = free_port()
             for name in SERVICES:
@@ -237,10 +254,12 @@ async def main() -> Result:
                 process.start(env, logs)
                 wait_for_port(process.port, 60)
             await asyncio.sleep(1.0)
+            load_before = _load()
             latencies, hops = await _run_ours(server.url, sim_url, gateway_port, str(replicas))
             for process in reversed(processes):
                 process.stop()
-            results[replicas] = {"latencies": latencies, "hops": hops}
+            results[replicas] = {"latencies": latencies, "hops": hops,
+                                 "load": f"{load_before}, after: {_load()}"}
             # A fresh server state for the next replica count: the streams are purged.
             js = nc.jetstream()
             for stream in ("GATEWAY", "CONVERSATION", "AGENT", "SENDER"):
@@ -253,15 +272,19 @@ async def main() -> Result:
             helper.stop()
         server.cleanup()
     relay_p50, relay_p99 = _pct(relay_latencies, 50) * 1000, _pct(relay_latencies, 99) * 1000
-    one = results[1]["latencies"]
-    extra: dict[str, Any] = {"relay p50/p99 ms": f"{relay_p50:.0f} / {relay_p99:.0f}"}
+    one = results[REPLICAS[0]]["latencies"]
+    extra: dict[str, Any] = {"relay p50/p99 ms": f"{relay_p50:.0f} / {relay_p99:.0f}",
+                             "relay: load average 1/5/15 min before": relay_load}
     for replicas, found in results.items():
         lat = found["latencies"]
         extra[f"{replicas} replica(s): replies / sent"] = f"{len(lat)} / {int(RATE * SECONDS)}"
         extra[f"{replicas} replica(s): p50/p99 ms"] = (
             f"{_pct(lat, 50) * 1000:.0f} / {_pct(lat, 99) * 1000:.0f}")
+        extra[f"{replicas} replica(s): p50 ratio to relay"] = round(
+            _pct(lat, 50) * 1000 / relay_p50, 2)
         extra[f"{replicas} replica(s): p99 ratio to relay"] = round(
             _pct(lat, 99) * 1000 / relay_p99, 2)
+        extra[f"{replicas} replica(s): load average 1/5/15 min before"] = found["load"]
         extra[f"{replicas} replica(s): median ms per hop"] = {
             name: round(statistics.median(v) * 1000, 1) for name, v in found["hops"].items()
             if v}

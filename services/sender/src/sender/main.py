@@ -64,7 +64,7 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
         bucket = await open_messages_bucket(js, settings.messages_kv_ttl_days,
                                             settings.messages_kv_replicas)
         leases = await open_leases_bucket(js, settings.messages_kv_replicas)
-        views = ViewWatch(js, ConversationViews(js).view_of)
+        views = ViewWatch(js, ConversationViews(js).view_of, settings.view_watch)
         await views.watch()  # (once the conversation service has created the bucket)
         sender = Sender(settings, js, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
                         messages_api,

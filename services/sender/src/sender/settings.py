@@ -55,6 +55,8 @@ class SenderSettings(TenantServiceSettings):
     # (pushed by the replica's watcher of the bucket, or re-read: view_watch.py), then waits
     # durably (a retry, or a timer every reply_wait_poll_s).
     view_settle_s: float = Field(default=1.0, ge=0)
+    # Follow the views' writes (one watcher per replica); off: re-read only (5, 10, 20 ... ms).
+    view_watch: bool = True
     # A reply whose turn is still undecided this long after it arrived is given up
     # (`not_accepted`): beyond the conversation's turn deadline (300 s, ADR 0016), by which
     # every turn is decided, so only a reply for a turn the conversation never asked for waits

@@ -57,9 +57,10 @@ def _newer(held: ConversationView | None, seen: ConversationView | None
 
 
 class ViewWatch:
-    def __init__(self, js: JetStreamContext, read: ViewReader) -> None:
+    def __init__(self, js: JetStreamContext, read: ViewReader, enabled: bool = True) -> None:
         self._js = js
         self._read = read
+        self._enabled = enabled
         self._waiting: dict[str, set[_Waiter]] = {}
         self._sub: Subscription | None = None
         self._next_try = 0.0
@@ -108,7 +109,7 @@ class ViewWatch:
 
     async def watch(self) -> None:
         """Start following the bucket's writes, unless it runs or was tried moments ago."""
-        if self._sub is not None or time.monotonic() < self._next_try:
+        if not self._enabled or self._sub is not None or time.monotonic() < self._next_try:
             return
         self._next_try = time.monotonic() + RETRY_WATCH_S
         try:

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import json
+
+import nats.errors
 import pytest
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NoStreamResponseError
 from switchboard_contracts.topology import GATEWAY
 from switchboard_runtime.bus import Publisher, stream_config
 
@@ -48,3 +52,23 @@ def test_stream_settings_are_overridable_by_env(monkeypatch) -> None:
     assert config.num_replicas == 3
     assert config.storage.value == "memory"
     assert config.max_age == 2 * 86400
+
+
+async def test_a_subject_no_stream_stores_is_no_stream_response(streams, make_inbound) -> None:
+    with pytest.raises(NoStreamResponseError):
+        await Publisher(streams, GATEWAY.name).publish("nowhere.x", make_inbound())
+
+
+async def test_no_answer_is_a_nats_timeout(nc, streams, make_inbound) -> None:
+    await nc.subscribe("silent.x")  # takes the message, never answers
+    with pytest.raises(nats.errors.TimeoutError):
+        await Publisher(streams, GATEWAY.name, timeout_s=0.3).publish("silent.x", make_inbound())
+
+
+async def test_concurrent_publishes_each_get_their_own_puback(streams, make_inbound) -> None:
+    publisher = Publisher(streams, GATEWAY.name)
+    events = [make_inbound(sid=f"SM{i:032d}") for i in range(50)]
+    acks = await asyncio.gather(*(publisher.publish("gateway.InboundMessageReceived", e)
+                                  for e in events))
+    stored = [await streams.get_msg(GATEWAY.name, ack.seq) for ack in acks]
+    assert [json.loads(m.data)["event_id"] for m in stored] == [str(e.event_id) for e in events]

@@ -2,8 +2,9 @@
 
 One request per event (the PubAck is its answer), nothing else on the wire. The per-event
 CPU is kept low because a sequential publisher pays it on every round trip: the producer
-span is started without being made current (nothing runs inside it but the request), and
-the metric series are looked up once per stream and event type.
+span is started without being made current (nothing runs inside it but the request), the
+PubAck is awaited on the connection's one inbox subscription (``acks.py``), and the metric
+series are looked up once per stream and event type.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from prometheus_client import Counter
 from switchboard_contracts import Envelope
 
 from ..telemetry.metrics import EVENTS_PUBLISHED, PUBLISH_SECONDS, trace_exemplar
+from .acks import ack_waiter
 
 MSG_ID = "Nats-Msg-Id"
+EXPECTED_STREAM = "Nats-Expected-Stream"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 
@@ -66,11 +69,11 @@ class Publisher:
             if expected_subject_filter is not None:
                 # Server 2.11+: the sequence check covers a wildcard (a whole aggregate).
                 headers[EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expected_subject_filter
+            # The server refuses the publish unless the subject belongs to this stream.
+            headers[EXPECTED_STREAM] = self._stream
             started = time.perf_counter()
-            ack = await self._js.publish(
-                subject, envelope.to_bytes(), timeout=self._timeout,
-                stream=self._stream, headers=headers,
-            )
+            ack = await ack_waiter(self._js._nc).publish(subject, envelope.to_bytes(), headers,
+                                                         self._timeout)
             self._publish_seconds.observe(time.perf_counter() - started,
                                           exemplar=trace_exemplar(span))
             self._published_counter(envelope.type).inc()

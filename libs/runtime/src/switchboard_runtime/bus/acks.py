@@ -20,7 +20,6 @@ import weakref
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError
 
@@ -30,26 +29,32 @@ NO_RESPONDERS = "503"
 
 class AckWaiter:
     def __init__(self, nc: NATS) -> None:
-        self._nc = nc
+        # Weakly: the registry below keeps a waiter as long as its connection lives, so the
+        # waiter must not keep the connection alive itself.
+        self._nc = weakref.ref(nc)
         self._inbox = nc.new_inbox()
         self._sent = 0
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
-        self._sub: Subscription | None = None
+        self._subscribed = False
         self._subscribing = asyncio.Lock()
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str],
                       timeout_s: float) -> PubAck:
         """Publish to JetStream and return its PubAck (raises as ``js.publish`` does)."""
-        if self._sub is None:
+        nc = self._nc()
+        if nc is None:
+            raise nats.errors.ConnectionClosedError
+        if not self._subscribed:
             async with self._subscribing:
-                if self._sub is None:
-                    self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_answer)
+                if not self._subscribed:
+                    await nc.subscribe(f"{self._inbox}.*", cb=self._on_answer)
+                    self._subscribed = True
         self._sent += 1
         reply = f"{self._inbox}.{self._sent}"
         answer: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[reply] = answer
         try:
-            await self._nc.publish(subject, payload, reply=reply, headers=headers)
+            await nc.publish(subject, payload, reply=reply, headers=headers)
             async with asyncio.timeout(timeout_s):
                 msg = await answer
         except TimeoutError:

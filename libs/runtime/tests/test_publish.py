@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 
+import nats
 import nats.errors
 import pytest
 from nats.js.errors import BadRequestError, NoStreamResponseError
 from switchboard_contracts.topology import GATEWAY
-from switchboard_runtime.bus import Publisher, stream_config
+from switchboard_runtime.bus import Publisher, ensure_streams, stream_config
 
 # JetStream's answer when the Nats-Expected-Stream header names another stream than the one
 # that stores the subject ("expected stream does not match").
@@ -72,3 +75,16 @@ async def test_concurrent_publishes_each_get_their_own_puback(streams, make_inbo
                                   for e in events))
     stored = [await streams.get_msg(GATEWAY.name, ack.seq) for ack in acks]
     assert [json.loads(m.data)["event_id"] for m in stored] == [str(e.event_id) for e in events]
+
+
+async def test_a_closed_connection_is_not_kept_alive_by_its_ack_waiter(
+        nats_url, make_inbound) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, (GATEWAY,))
+    await Publisher(js, GATEWAY.name).publish("gateway.InboundMessageReceived", make_inbound())
+    gone = weakref.ref(nc)
+    await nc.close()
+    del nc, js
+    gc.collect()
+    assert gone() is None

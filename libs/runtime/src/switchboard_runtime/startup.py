@@ -5,7 +5,9 @@ answers a stream or KV bucket creation with a timeout, "no responders", or a 5xx
 system temporarily unavailable", no peers to place the replicas on). Every creation a service
 makes at start-up is idempotent (a create with the same configuration answers the existing
 stream or consumer), so start-up repeats it with jittered exponential back-off; the service's
-start-up budget (``STARTUP_TIMEOUT_S``) bounds the whole wait.
+start-up budget (``STARTUP_TIMEOUT_S``) bounds the whole wait. A request the service's NATS
+user may not make also ends in a timeout; the server's permissions violation tells it apart,
+and that fails at once.
 """
 
 from __future__ import annotations

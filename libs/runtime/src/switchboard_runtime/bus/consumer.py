@@ -1,10 +1,11 @@
 """A durable pull consumer with explicit ack, bounded redelivery and dead letters.
 
-Per message: decode the envelope, type its payload, run the handler inside a consumer span
-that continues the producer's trace, then ack. A failing handler is nak'd with a delay that
-grows with the delivery count (the server's BackOff only applies to ack timeouts); on its
-last delivery, a poison message, or an unknown major version, the event goes to the
-dead-letter stream with the reason and is terminated.
+Batches come from the lean pull fetcher (``pull.py``): a long poll while there is nothing to
+do, asked again after a reconnect. Per message: decode the envelope, type its payload, run the
+handler inside a consumer span that continues the producer's trace, then ack. A failing
+handler is nak'd with a delay that grows with the delivery count (the server's BackOff only
+applies to ack timeouts); on its last delivery, a poison message, or an unknown major
+version, the event goes to the dead-letter stream with the reason and is terminated.
 
 Each consumer also reads its own replay subject (a second durable on the REPLAY stream), where
 an operator sends its dead letters back, with the same handlers and rules; and it reports its

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import structlog
+from opentelemetry import trace
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
 from switchboard_contracts.topology import DEADLETTER, GATEWAY
@@ -15,6 +16,7 @@ from switchboard_devstack.waiting import drained, eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher
 from switchboard_runtime.bus.pull import PullFetcher
 from switchboard_runtime.deadletters.store import list_dead_letters
+from switchboard_runtime.telemetry import configure_tracing
 
 SUBJECT = "gateway.InboundMessageReceived"
 
@@ -190,9 +192,10 @@ async def test_a_handler_knows_which_delivery_it_runs_and_whether_it_is_the_last
 
 
 
-async def test_the_handler_logs_in_the_events_context_and_the_outer_one_comes_back(
+async def test_the_handler_runs_in_the_events_context_and_the_outer_one_comes_back(
     streams, make_inbound
 ) -> None:
+    configure_tracing("test", None)  # a real tracer: its spans are made current
     inside: list[dict] = []
 
     async def handle(event) -> None:
@@ -210,9 +213,11 @@ async def test_the_handler_logs_in_the_events_context_and_the_outer_one_comes_ba
     try:
         await consumer._process(msgs[0])  # in this task's context, as the loop does
         after = structlog.contextvars.get_contextvars()
+        span_after = trace.get_current_span()
     finally:
         structlog.contextvars.clear_contextvars()
     assert inside == [{"consumer": "test-consumer", "request": "kept",
                        "correlation_id": sent.correlation_id, "tenant_id": sent.tenant_id,
                        "event_id": str(sent.event_id), "event_type": sent.type}]
     assert after == {"consumer": "outer", "request": "kept"}
+    assert span_after is trace.INVALID_SPAN  # the consumer span is current no longer

@@ -15,10 +15,10 @@ async def test_publish_and_consume_share_one_trace(streams, make_inbound) -> Non
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     handled = asyncio.Event()
-    inside: list[int] = []
+    inside: list[trace.SpanContext] = []
 
     async def handle(event) -> None:
-        inside.append(trace.get_current_span().get_span_context().trace_id)
+        inside.append(trace.get_current_span().get_span_context())
         handled.set()
 
     spec = ConsumerSpec(durable="traced", stream=GATEWAY.name, filter_subjects=("gateway.>",))
@@ -41,4 +41,5 @@ async def test_publish_and_consume_share_one_trace(streams, make_inbound) -> Non
     assert consumed.parent is not None
     assert consumed.parent.span_id == producer.context.span_id
     assert consumed.kind is trace.SpanKind.CONSUMER
-    assert inside == [trace_id]  # the handler runs inside the consumer span
+    # The handler runs inside the consumer span (its own spans are the consumer span's children).
+    assert [(c.trace_id, c.span_id) for c in inside] == [(trace_id, consumed.context.span_id)]

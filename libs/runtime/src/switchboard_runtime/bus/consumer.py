@@ -26,6 +26,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
@@ -298,47 +299,55 @@ class Consumer:
         env = event.envelope
         durable = self._durable_of(msg)
         deliveries = msg.metadata.num_delivered
-        # Bound, then reset by token: bound_contextvars would also scan the whole context
-        # for the keys to restore (a few us per event).
+        # The log context bound and reset by token, the span made current by hand: what
+        # bound_contextvars and start_as_current_span do, without their generator context
+        # managers and the scan of the whole context (about 15 us per event together).
         log_context = structlog.contextvars.bind_contextvars(
             correlation_id=env.correlation_id, tenant_id=env.tenant_id,
             event_id=str(env.event_id), event_type=env.type, consumer=durable,
         )
+        span = tracer.start_span(
+            f"process {env.type}",
+            context=extract_context(msg.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": durable,
+                "messaging.nats.deliveries": deliveries,
+                "switchboard.correlation_id": env.correlation_id,
+            },
+        )
+        current = otel_context.attach(trace.set_span_in_context(span))
         try:
-            with tracer.start_as_current_span(
-                f"process {env.type}",
-                context=extract_context(msg.headers),
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.consumer.group.name": durable,
-                    "messaging.nats.deliveries": deliveries,
-                    "switchboard.correlation_id": env.correlation_id,
-                },
-            ) as span:
-                started = time.perf_counter()
-                progress = self._keep_alive(msg) if self.spec.long_running else None
-                delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver))
-                try:
-                    await handler(event)
-                except PermanentError as exc:
-                    span.record_exception(exc)
-                    await self._reject(msg, "permanent failure", _describe(exc), env.type)
-                    return
-                except Exception as exc:
-                    span.record_exception(exc)
-                    span.set_status(trace.StatusCode.ERROR)
-                    await self._failed(msg, env.type, exc, deliveries)
-                    return
-                finally:
-                    _DELIVERY.reset(delivery)
-                    if progress is not None:
-                        progress.cancel()
-                    seconds, handled_ok = self._series_of(durable, env.type)
-                    seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
-                await msg.ack()
-                handled_ok.inc()
+            started = time.perf_counter()
+            progress = self._keep_alive(msg) if self.spec.long_running else None
+            delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver))
+            try:
+                await handler(event)
+            except PermanentError as exc:
+                span.record_exception(exc)
+                await self._reject(msg, "permanent failure", _describe(exc), env.type)
+                return
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(trace.StatusCode.ERROR)
+                await self._failed(msg, env.type, exc, deliveries)
+                return
+            finally:
+                _DELIVERY.reset(delivery)
+                if progress is not None:
+                    progress.cancel()
+                seconds, handled_ok = self._series_of(durable, env.type)
+                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+            await msg.ack()
+            handled_ok.inc()
+        except BaseException as exc:  # the ack or the dead letter failed, or cancelled
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, _describe(exc)))
+            raise
         finally:
+            otel_context.detach(current)
+            span.end()
             structlog.contextvars.reset_contextvars(**log_context)
 
     def _series_of(self, durable: str, env_type: str) -> tuple[Histogram, Counter]:

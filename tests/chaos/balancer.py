@@ -1,6 +1,8 @@
 """A load balancer in front of the gateway's replicas, as a Kubernetes Service would be: Twilio
-calls one URL whichever replica is alive. A replica that refuses the connection is skipped;
-one that dies mid-request makes the balancer answer 502, which Twilio retries."""
+calls one URL whichever replica is alive and ready. A replica that refuses the connection, or
+whose ``/readyz`` is not 200 (a restarted one serves its health endpoints while it waits on
+NATS, before it can take webhooks), is skipped; one that dies mid-request makes the balancer
+answer 502, which Twilio retries."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 import httpx
 
+READY_TIMEOUT_S = 1.0
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -45,6 +48,16 @@ class Balancer:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _ready(self, base: str) -> bool:
+        """As a readiness probe decides whether a Service routes to a pod (asked per request
+        here rather than every few seconds)."""
+        assert self._client is not None
+        try:
+            response = await self._client.get(f"{base}/readyz", timeout=READY_TIMEOUT_S)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
     async def _forward(self, scope: dict[str, Any], body: bytes
                        ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         assert self._client is not None
@@ -55,6 +68,8 @@ class Balancer:
         start = next(self._turn)
         for offset in range(len(upstreams)):
             base = upstreams[(start + offset) % len(upstreams)]
+            if not await self._ready(base):
+                continue
             try:
                 response = await self._client.request(scope["method"], base + path,
                                                       headers=headers, content=body)

@@ -163,6 +163,7 @@ async def compare_with_rebuild(stack: cluster_stack.ChaosStack) -> checks.Findin
     """The read models the running projection built, against a rebuild from the streams
     (while the projection replicas run: they notice the rebuild and replay too)."""
     pool = await stack.pool()
+    started = time.monotonic()
     try:
         before = await snapshot(pool)
         settings = ProjectionSettings(database_url=stack.database_url, nats_url=stack.nats_url,
@@ -175,9 +176,11 @@ async def compare_with_rebuild(stack: cluster_stack.ChaosStack) -> checks.Findin
 
             await settles(caught_up_and_same, 6.0, REBUILD_TIMEOUT_S,
                           "the projection after the rebuild")
-        except TimeoutError:
+        except TimeoutError as exc:  # the deadline, or a NATS request timing out on the way
             finding = checks.Finding("read_model_mismatches")
-            finding.add("rebuild_did_not_catch_up", f"not within {REBUILD_TIMEOUT_S:.0f} s")
+            finding.add("rebuild_did_not_catch_up", f"{type(exc).__module__}."
+                        f"{type(exc).__name__} after {time.monotonic() - started:.0f} s "
+                        f"(deadline {REBUILD_TIMEOUT_S:.0f} s)")
             return finding
         return checks.differing_rows(before, await snapshot(pool))
     finally:

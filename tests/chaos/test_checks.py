@@ -304,3 +304,13 @@ def test_operator_replies_of_one_turn_are_not_double_sends() -> None:
     facts = with_people()
     facts.api_sends.append(ApiSend("MZ", BOB, "[op 2]", "corr-p2"))
     assert counts(facts)["double_sends"] == 1  # the same request's part, sent again
+
+
+def test_what_the_conversation_asked_for_is_lost_unless_sent_or_failed() -> None:
+    facts = with_people()
+    facts.plans = [p for p in facts.plans if p.reply_id != "h1"]
+    facts.outcomes = [o for o in facts.outcomes if o.reply_id not in ("h1", "p1")]
+    facts.api_sends = [s for s in facts.api_sends if s.message_sid not in ("Mh1", "Mp1")]
+    lost, _, _ = checks.lost(facts)
+    assert dict(lost.reasons) == {"request_never_reached_sender": 1,
+                                  "part_neither_sent_nor_failed": 1}

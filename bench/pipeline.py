@@ -158,6 +158,37 @@ async def _hops(nats_url: str) -> dict[str, list[float]]:
     return hops
 
 
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _view_waits(ports: list[int]) -> dict[str, Any]:
+    """The senders' view waits (their /metrics, summed over replicas): how often a waiting
+    handler was woken by a pushed view or by a re-read, and how long the waits took."""
+    looks = {'switchboard_sender_view_looks_total{how="pushed"}': "woken by a push",
+             'switchboard_sender_view_looks_total{how="reread"}': "woken by a re-read"}
+    bucket = "switchboard_sender_view_settle_seconds_bucket{le="
+    found: dict[str, float] = dict.fromkeys(looks.values(), 0.0)
+    within: dict[str, float] = {}
+    async with httpx.AsyncClient() as http:
+        for port in ports:
+            for line in (await http.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines():
+                name, _, value = line.rpartition(" ")
+                if name in looks:
+                    found[looks[name]] += float(value)
+                elif name.startswith(bucket):
+                    le = name[len(bucket):].strip('"}')
+                    within[le] = within.get(le, 0.0) + float(value)
+    total = within.get("+Inf", 0.0)
+    shares = {f"<= {float(le) * 1000:g} ms": f"{count / total:.0%}" for le, count in
+              within.items() if le != "+Inf" and total} if total else {}
+    return {**found, "waits": total, "waits within": shares}
+
+
 def _load() -> str:
     """The machine's load average (1, 5, 15 min): it is shared, and the figures depend on it."""
     return " / ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -255,10 +286,16 @@ async def main() -> Result:
                 wait_for_port(process.port, 60)
             await asyncio.sleep(1.0)
             load_before = _load()
+            cpu_before = {p.name: _cpu_s(p.pid) for p in processes}
             latencies, hops = await _run_ours(server.url, sim_url, gateway_port, str(replicas))
+            views = await _view_waits([p.port for p in processes if p.name.startswith("sender")])
+            cpu: dict[str, float] = {}
+            for p in processes:  # per service, summed over its replicas
+                service = p.name.split("-")[0]
+                cpu[service] = cpu.get(service, 0.0) + _cpu_s(p.pid) - cpu_before[p.name]
             for process in reversed(processes):
                 process.stop()
-            results[replicas] = {"latencies": latencies, "hops": hops,
+            results[replicas] = {"latencies": latencies, "hops": hops, "cpu": cpu, "views": views,
                                  "load": f"{load_before}, after: {_load()}"}
             # A fresh server state for the next replica count: the streams are purged.
             js = nc.jetstream()
@@ -285,6 +322,9 @@ async def main() -> Result:
         extra[f"{replicas} replica(s): p99 ratio to relay"] = round(
             _pct(lat, 99) * 1000 / relay_p99, 2)
         extra[f"{replicas} replica(s): load average 1/5/15 min before"] = found["load"]
+        extra[f"{replicas} replica(s): CPU s per service during the run"] = {
+            name: round(value, 2) for name, value in found["cpu"].items()}
+        extra[f"{replicas} replica(s): sender's view waits"] = found["views"]
         extra[f"{replicas} replica(s): median ms per hop"] = {
             name: round(statistics.median(v) * 1000, 1) for name, v in found["hops"].items()
             if v}

@@ -23,6 +23,7 @@ never sent.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -98,6 +99,14 @@ def _content(state: ReplyState, number: int) -> dict[str, Any]:
     if state.media_url and number == 1:
         extras["media_url"] = state.media_url
     return extras
+
+
+async def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel a task whose result is not needed any more, and wait for it to end."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # it ended before the cancel; what it raised is not needed either
 
 
 def _observe_turn(accepted: Envelope, sent_at: datetime) -> None:
@@ -278,7 +287,19 @@ class Sender:
                 and not await self._after_gone_out(state, cause)):
             return
         conversation_id = state.accepted.conversation_id or ""
-        claim = await self._claim(state, conversation_id)
+        # The agent's reply waits for the conversation's decision on its turn; what the
+        # conversation asked for is decided already. The conversation writes it in parallel
+        # with us: waited for while the lease is claimed, not after.
+        needs_decision = first_part and state.kind is None
+        viewing = asyncio.ensure_future(
+            self._settled_view(conversation_id, state.turn, needs_decision))
+        try:
+            claim = await self._claim(state, conversation_id)
+        except BaseException:
+            await _abandon(viewing)
+            raise
+        if not isinstance(claim, int):  # waits or is stale: no use for the view
+            await _abandon(viewing)
         if claim == "wait":  # an earlier reply of the conversation is still going out
             metrics.REPLY_WAITS.inc()
             log.info("an earlier reply of the conversation is going out; waiting", part=number,
@@ -290,10 +311,7 @@ class Sender:
             await self._fail(state, cause, number, "stale", None)
             return
         revision = claim
-        # The agent's reply waits for the conversation's decision on its turn; what the
-        # conversation asked for is decided already.
-        needs_decision = first_part and state.kind is None
-        view = await self._settled_view(conversation_id, state.turn, needs_decision)
+        view = await viewing
         if view is None:
             raise ViewNotWritten("no view of the conversation yet")
         if needs_decision and view.reply_pending(state.turn):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 from nats.js import JetStreamContext
 from projection import metrics
+from projection.checkpoint import BatchWriter
 from projection.consumer import PROJECTED_NAMES
 from projection.main import build
 from projection.schema import apply_migrations
@@ -96,3 +97,39 @@ async def test_postgres_outage_under_load_loses_nothing_and_applies_each_event_o
     assert sum(c["processed"] for c in checkpoints.values()) == len(events)
     assert timeline == len([e for e in events if "Nats-Schedule" not in e.headers])
     assert replies == CONVERSATIONS
+
+
+class CancellationLostPool:
+    """A pool whose connection attempt turns the cancellation that interrupts it into a
+    connection error, as a cancellation lost on its way does (Python 3.11's ``wait_for``
+    as its inner wait ends, a library's cleanup while Postgres is down)."""
+
+    def __init__(self) -> None:
+        self.connecting = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        self.connecting.set()
+        try:
+            await asyncio.Event().wait()  # Postgres away: no answer
+        except asyncio.CancelledError:
+            raise ConnectionRefusedError("the cancellation came out as this") from None
+        yield
+
+
+async def test_the_writer_stops_even_when_its_cancellation_is_lost() -> None:
+    """The lease gives up at an outage (``Projector.abandon``): the writer must end, or the
+    lease waits on it for ever, never writes again, and the service never stops."""
+    pool = CancellationLostPool()
+    writer = BatchWriter(pool, dead_letter=lambda fact: asyncio.sleep(0),  # type: ignore[arg-type]
+                         first_after=lambda stream, seq: asyncio.sleep(0), timeout_s=30)
+    batch = asyncio.create_task(writer.write("GATEWAY", 0, []))
+    await pool.connecting.wait()
+
+    stopping = asyncio.create_task(writer.stop())
+    done, _ = await asyncio.wait([stopping], timeout=5)
+    if not done:  # without the flag: back to waiting on its queue
+        stopping.cancel()
+    assert done, "the writer did not stop"
+    with pytest.raises(ConnectionRefusedError):  # the loop retries it with the next writer
+        await batch

@@ -130,6 +130,7 @@ class BatchWriter:
         self._timeout_s = timeout_s
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def write(self, stream: str, epoch: int, facts: Sequence[Fact],
                     writes: Writes | None = None) -> Outcome:
@@ -152,13 +153,18 @@ class BatchWriter:
         return total
 
     async def stop(self) -> None:
+        """Interrupt the transaction under way, if any, and end. The flag, not only the
+        cancellation: one can be lost on its way (Python 3.11's ``wait_for`` as its inner
+        wait ends, a library's cleanup while Postgres is down) and come out as a failed
+        write; without the flag the loop would then wait on its queue for ever."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             group = [await self._queue.get()]
             while not self._queue.empty() and len(group) < MAX_GROUP:
                 group.append(self._queue.get_nowait())

@@ -11,7 +11,7 @@ from switchboard_tenants import TokenCipher, attach_directory
 from .ledgers import SentMessages, StoredMessages
 from .ratelimit import RateLimits
 from .settings import GatewaySettings
-from .webhooks import Webhooks
+from .webhooks import Webhooks, starting_routes
 
 
 def build(settings: GatewaySettings | None = None) -> Service:
@@ -19,6 +19,8 @@ def build(settings: GatewaySettings | None = None) -> Service:
     cipher = TokenCipher.from_env()  # fail at start-up, naming the setting, not per request
     service = Service(settings, owns=(GATEWAY,))
     service.app.title = "Switchboard gateway"
+    starting = starting_routes()
+    service.app.router.routes.extend(starting)
 
     @service.on_start
     async def wire(svc: Service) -> None:
@@ -30,7 +32,9 @@ def build(settings: GatewaySettings | None = None) -> Service:
         publisher = Publisher(svc.js, GATEWAY.name, settings.publish_timeout_s)
         webhooks = Webhooks(settings, svc.nc, directory, publisher, limits, stored,
                             SentMessages(svc.js))
-        svc.app.router.routes.extend(webhooks.routes())
+        routes = svc.app.router.routes
+        for placeholder, route in zip(starting, webhooks.routes(), strict=True):
+            routes[routes.index(placeholder)] = route  # same path, same place
 
     return service
 

@@ -32,6 +32,14 @@ class GatewaySettings(TenantServiceSettings):
     stored_sids_ttl_s: float = 86400.0
     publish_timeout_s: float = 5.0
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _no_database(cls, _: object) -> None:
+        # The gateway uses no Postgres. A DATABASE_URL shared by every process (the dev stack
+        # and the fault suite give one) made it open a pool and fail /readyz while Postgres
+        # was down, so balancers took no webhooks from Twilio (reliability finding 6).
+        return None
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:

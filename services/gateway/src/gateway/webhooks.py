@@ -294,6 +294,17 @@ class Webhooks:
         return peer
 
 
+def starting_routes() -> list[Route]:
+    """The webhook paths before the gateway is wired: 503, which Twilio retries (a 404 it
+    does not), for a webhook routed to a replica still starting."""
+
+    async def starting(_: Request) -> Response:
+        return Response("starting\n", status_code=503, media_type="text/plain",
+                        headers={"Retry-After": "1"})
+
+    return [Route(path, starting, methods=["POST"]) for path in (INBOUND_PATH, STATUS_PATH)]
+
+
 def _in(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
     if not networks:  # no proxies configured: nothing to parse
         return False

@@ -276,7 +276,8 @@ async def test_operator_commands_go_from_the_projection_to_the_conversation_only
     await agent_user.refused(f'subscription to "{COMMAND_SUBJECT_PREFIX}.>"')
 
 
-async def test_the_sender_runs_under_its_own_user(secured: NatsServer, monkeypatch, connect) -> None:  # type: ignore[no-untyped-def]
+async def test_the_sender_runs_under_its_own_user(  # type: ignore[no-untyped-def]
+        secured: NatsServer, monkeypatch, connect) -> None:
     """Start-up (its stream, the streams it reads, every consumer, buckets, shared limits, the
     watcher of the views), with nothing refused: a consumer missing from the generator fails
     here."""

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiohttp import web
 from e2e_helpers import ACCOUNT, NUMBER, TOKEN, USER, Stack, drained, eventually, running_stack
 from llm_sim.testing import RunningLLMSim
 from nats.js import JetStreamContext
@@ -29,6 +26,7 @@ from projection.main import build as build_projection
 from projection.schema import apply_migrations
 from projection.settings import ProjectionSettings
 from pydantic import SecretStr
+from switchboard_devstack.receiver import Receiver, receiving
 from switchboard_devstack.serving import serve_here
 from switchboard_tenants import (
     DirectoryPublisher,
@@ -46,45 +44,19 @@ SECRET = "whsec-e2e-people-in-the-loop"
 OTHER_USER = "whatsapp:+447700900077"
 
 
-class TenantSystem:
-    """The tenant's own system: records every signed POST it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    def events(self) -> list[dict[str, Any]]:
-        """The notifications whose signature verifies, one per event id (at least once)."""
-        unique: dict[str, dict[str, Any]] = {}
-        for headers, body in self.received:
-            assert verify(SECRET, headers["X-Switchboard-Timestamp"],
-                          headers["X-Switchboard-Signature"], body)
-            unique[headers["X-Switchboard-Event-Id"]] = json.loads(body)
-        return list(unique.values())
-
-    def types(self) -> list[str]:
-        return [event["type"] for event in self.events()]
+def tenant_events(system: Receiver) -> list[dict[str, Any]]:
+    """The tenant's notifications whose signature verifies, one per event id (they come at
+    least once)."""
+    unique: dict[str, dict[str, Any]] = {}
+    for headers, body in system.requests:
+        assert verify(SECRET, headers["X-Switchboard-Timestamp"],
+                      headers["X-Switchboard-Signature"], body)
+        unique[headers["X-Switchboard-Event-Id"]] = json.loads(body)
+    return list(unique.values())
 
 
-@asynccontextmanager
-async def tenant_system() -> AsyncIterator[TenantSystem]:
-    system = TenantSystem()
-    app = web.Application()
-    app.router.add_post("/hook", system.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    system.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    try:
-        yield system
-    finally:
-        await runner.cleanup()
+def tenant_types(system: Receiver) -> list[str]:
+    return [event["type"] for event in tenant_events(system)]
 
 
 @dataclass
@@ -95,7 +67,7 @@ class Loop:
     js: JetStreamContext
     api: httpx.AsyncClient  # the operator API, as operator "ann"
     other_operator: httpx.AsyncClient  # as operator "bob"
-    tenant: TenantSystem
+    tenant: Receiver  # the tenant's own system
     content_sid: str
 
     async def received(self, count: int, to: str = USER) -> list[dict[str, Any]]:
@@ -130,7 +102,7 @@ class Loop:
 async def loop(nats_url: str, js: JetStreamContext, database_url: str, cipher: TokenCipher,
                simulator: RunningSimulator, llm: RunningLLMSim) -> AsyncIterator[Loop]:
     await asyncio.to_thread(apply_migrations, database_url)
-    async with tenant_system() as system, simulator.client() as sim:
+    async with receiving() as system, simulator.client() as sim:
         content_sid = await sim.create_template(ACCOUNT, TOKEN, "appointment_reminder",
                                                 "Reminder: your appointment is on {{1}}.")
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -203,12 +175,12 @@ async def test_a_user_asks_for_a_person_an_operator_answers_then_the_bot_again(
 
     # The tenant's system heard of each step once, signed, without the user's number.
     await eventually(lambda: {"HandoffRequested", "HandoffClaimed", "HandoffReleased"}
-                     <= set(loop.tenant.types()), what="the tenant's notifications")
+                     <= set(tenant_types(loop.tenant)), what="the tenant's notifications")
     await drained(loop.js)
-    assert sorted(loop.tenant.types()) == ["HandoffClaimed", "HandoffReleased",
+    assert sorted(tenant_types(loop.tenant)) == ["HandoffClaimed", "HandoffReleased",
                                            "HandoffRequested"]
     assert all(USER not in body.decode() and "+447700900001" not in body.decode()
-               for _, body in loop.tenant.received)
+               for _, body in loop.tenant.requests)
 
     async def back_with_the_bot() -> bool:
         shown = await loop.api.get(f"/v1/operator/conversations/{conversation}")
@@ -222,9 +194,9 @@ async def test_the_llm_hands_off_through_its_tool(loop: Loop) -> None:
     [notice] = await loop.received(1)
     assert notice["Body"]  # the notice, not the model's empty text
     await loop.queued("waiting")
-    await eventually(lambda: "HandoffRequested" in loop.tenant.types(),
+    await eventually(lambda: "HandoffRequested" in tenant_types(loop.tenant),
                      what="the tenant's notification")
-    [requested] = loop.tenant.events()
+    [requested] = tenant_events(loop.tenant)
     assert requested["data"]["source"] == "agent"
 
 

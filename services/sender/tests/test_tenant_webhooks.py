@@ -4,7 +4,6 @@ retried with back-off, dead-lettered when it keeps failing, nothing for a tenant
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 from sender.main import build
@@ -24,6 +22,7 @@ from switchboard_contracts.events.conversation import (
     HandoffRequested,
 )
 from switchboard_contracts.topology import CONVERSATION
+from switchboard_devstack.receiver import receiving
 from switchboard_devstack.waiting import eventually
 from switchboard_runtime import Service
 from switchboard_runtime.bus import Publisher
@@ -34,36 +33,6 @@ from switchboard_tenants.webhook_signature import verify
 
 SECRET = "whsec-clinic-0123456789abcdef"
 DURABLE = "sender-tenant-webhooks"
-
-
-class Receiver:
-    """The tenant's own system: answers each POST with the next scripted status (then 200)."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
-
-
-@asynccontextmanager
-async def receiving(statuses: list[int]) -> AsyncIterator[Receiver]:
-    receiver = Receiver(statuses)
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
 
 
 async def set_webhook(js: JetStreamContext, cipher: TokenCipher, url: str | None) -> None:

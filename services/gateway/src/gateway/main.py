@@ -28,8 +28,10 @@ def build(settings: GatewaySettings | None = None) -> Service:
         limits = RateLimits(await attach_limits(svc), settings.ip_rate_limit,
                             settings.sender_rate_limit)
         stored = await StoredMessages.open(svc.nc, settings.stored_sids_ttl_s)
-        # PUBLISH_TIMEOUT_S bounds the wait for the PubAck, then Twilio gets a 503 (ADR 0004).
-        publisher = Publisher(svc.js, GATEWAY.name, settings.publish_timeout_s)
+        # PUBLISH_TIMEOUT_S bounds the wait for the PubAck, then Twilio gets a 503 (ADR 0004);
+        # within it, an attempt unanswered after PUBLISH_ATTEMPT_TIMEOUT_S is retried.
+        publisher = Publisher(svc.js, GATEWAY.name, min(settings.publish_attempt_timeout_s,
+                                                        settings.publish_timeout_s))
         webhooks = Webhooks(settings, svc.nc, directory, publisher, limits, stored,
                             SentMessages(svc.js))
         routes = svc.app.router.routes

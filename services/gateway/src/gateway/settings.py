@@ -31,6 +31,8 @@ class GatewaySettings(TenantServiceSettings):
     # limit still gets 200 (Twilio's retries come within minutes).
     stored_sids_ttl_s: float = 86400.0
     publish_timeout_s: float = 5.0
+    # One publish's wait for its PubAck; unanswered ones are retried until PUBLISH_TIMEOUT_S.
+    publish_attempt_timeout_s: float = 1.0
 
     @field_validator("database_url", mode="before")
     @classmethod

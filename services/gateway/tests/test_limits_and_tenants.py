@@ -129,3 +129,16 @@ async def test_a_callback_for_a_sid_not_recorded_yet_carries_the_signers_tenant(
     assert response.status_code == 200
     [event] = await stored(js)
     assert event.tenant_id == "bakery"
+
+
+@pytest.mark.parametrize("settings_overrides", [FIVE_PER_MINUTE])
+async def test_webhooks_are_taken_while_the_limits_cannot_sync(client, js, settings_overrides
+                                                               ) -> None:
+    """Limits fail open (ADR 0015): with their counter stream gone every sync is answered "no
+    responders", and a bursting sender's decision goes local instead of refusing or hanging
+    (reliability finding 6 suspected it)."""
+    await js.delete_stream("LIMITS_GATEWAY")
+    for _ in range(4):  # burst 1: from the second on, each decision first tries a sync
+        params = inbound_params()
+        async with asyncio.timeout(2):
+            assert (await post(client, params, signed(params))).status_code == 200

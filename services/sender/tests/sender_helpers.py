@@ -27,6 +27,7 @@ ACCOUNT = "AC" + "c" * 32
 TOKEN = "3" * 32
 NUMBER = "whatsapp:+14155550100"
 USER = "whatsapp:+447700900123"
+VIEW_AHEAD = 1_000_000  # a seeded view's version: past any stream sequence a test reaches
 
 
 def sid(prefix: str = "SM") -> str:
@@ -66,13 +67,17 @@ async def seed_conversation(
 
 
 async def set_view(js: JetStreamContext, conversation_id: str, *, turn: int,
-                   last_user_message_at: datetime | None = None, **fields: Any) -> None:
+                   last_user_message_at: datetime | None = None, version: int | None = None,
+                   **fields: Any) -> None:
     """Write the conversation's public view, as the conversation service does. Unless
-    ``answered_turn`` is given, ``turn``'s reply is accepted (not when ``turn_superseded``)."""
+    ``answered_turn`` is given, ``turn``'s reply is accepted (not when ``turn_superseded``).
+    Unless ``version`` is given, the view is newer than any request a test publishes (the
+    sender checks a request against a view at least as new as the request)."""
     at = last_user_message_at or datetime.now(UTC)
     fields.setdefault("answered_turn", 0 if fields.get("turn_superseded") else turn)
     await put_view(js, ConversationView(
-        conversation_id=conversation_id, tenant_id=TENANT, version=turn, turn=turn,
+        conversation_id=conversation_id, tenant_id=TENANT,
+        version=VIEW_AHEAD + turn if version is None else version, turn=turn,
         open=True, window_ends_at=at + WHATSAPP_WINDOW, **fields))
 
 
@@ -102,10 +107,11 @@ def request(turn: Turn, kind: str, purpose: str, text: str = "", **fields: Any) 
     )
 
 
-async def publish_request(js: JetStreamContext, envelope: Envelope) -> None:
-    """Store it where the conversation publishes it."""
-    await Publisher(js, CONVERSATION.name).publish(
+async def publish_request(js: JetStreamContext, envelope: Envelope) -> int:
+    """Store it where the conversation publishes it; its stream sequence."""
+    ack = await Publisher(js, CONVERSATION.name).publish(
         f"conversation.{envelope.conversation_id}.{OutboundMessageRequested.TYPE}", envelope)
+    return ack.seq
 
 
 async def accept(js: JetStreamContext, envelope: Envelope) -> None:

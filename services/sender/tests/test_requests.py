@@ -21,6 +21,7 @@ from sender_helpers import (
     request,
     seed_conversation,
     sender_events,
+    set_view,
     wait_for,
 )
 from switchboard_contracts import Envelope
@@ -128,6 +129,22 @@ async def test_an_opted_out_user_gets_only_the_opt_out_confirmation(js, sim, sen
         assert (outcome.type, outcome.data["reason"]) == ("OutboundMessageFailed", "opted_out")
     [call] = await attempts(sim)
     assert call["form"]["Body"] == "You will get no more messages."
+
+
+async def test_an_opt_in_confirmation_waits_for_the_view_that_reflects_the_opt_in(
+        js, sim, sender) -> None:
+    """The request is consumed before the conversation has written the view that shows the
+    opt-in (finding 5): the view still says opted out, at a version older than the request.
+    The confirmation waits for a view at least as new as the request, and goes out."""
+    turn = await seed_conversation(js, opted_out=True, version=0)  # before the request
+    confirmation = request(turn, "notice", "opted_in", "You will get our messages again.")
+    seq = await publish_request(js, confirmation)
+    await wait_for(js, str(confirmation.event_id), "OutboundReplyAccepted")
+    await set_view(js, turn.conversation_id, turn=turn.turn, version=seq, opted_out=False)
+
+    assert (await _outcome(js, confirmation)).type == "OutboundMessageSent"
+    [call] = await attempts(sim)
+    assert call["form"]["Body"] == "You will get our messages again."
 
 
 async def test_operator_messages_chained_by_after_go_out_in_order_when_consumed_in_reverse(

@@ -16,7 +16,9 @@ for a newer turn waits for the one going out. A reply's first part waits for the
 conversation's decision on its turn (``_settled_view``): the conversation consumes the same
 ``ReplyGenerated`` in parallel and may supersede it; a superseded reply sends nothing, an
 accepted one is sent whole (an acceptance is final, also once a later turn's reply is
-accepted: ``acceptances.py``). What each kind of message needs from
+accepted: ``acceptances.py``). What the conversation asked for is checked against a view at
+least as new as the request (``request_seq``): an older one may not show what came before it
+(an opt-in before its confirmation). What each kind of message needs from
 the view is ``rules.NEEDS``; a reply the agent handed to a person (``handoff_reason``) is
 never sent.
 """
@@ -45,7 +47,7 @@ from switchboard_contracts.events.sender import (
     OutboundReplyAccepted,
     PartTimeoutDue,
 )
-from switchboard_runtime.bus import PermanentError
+from switchboard_runtime.bus import PermanentError, current_delivery
 from switchboard_runtime.eventsourcing import ConcurrencyConflict
 from switchboard_runtime.telemetry import get_logger
 from switchboard_tenants import TenantDirectory
@@ -174,12 +176,16 @@ class Sender:
             texts = [data.text]
         else:
             texts = split_message(data.text) or ([""] if data.media_url else [])
+        # Where the request stands in the conversation's stream: the view that reflects what
+        # came before it (an opt-in before its confirmation) has at least this version.
+        delivery = current_delivery()
         await self._accept(env, OutboundReplyAccepted(
             turn=data.turn, texts=texts, to_address=data.user_address,
             from_address=data.business_address, account_sid=data.account_sid,
             kind=data.kind, purpose=data.purpose, after=data.after, media_url=data.media_url,
             content_sid=data.content_sid, content_variables=data.content_variables,
             template_name=data.template_name, operator_id=data.operator_id,
+            request_seq=delivery.stream_seq if delivery and delivery.stream_seq else None,
         ))
 
     async def _accept(self, env: Envelope, acceptance: OutboundReplyAccepted) -> None:
@@ -292,7 +298,7 @@ class Sender:
         # with us: waited for while the lease is claimed, not after.
         needs_decision = first_part and state.kind is None
         viewing = asyncio.ensure_future(
-            self._settled_view(conversation_id, state.turn, needs_decision))
+            self._settled_view(conversation_id, state.turn, needs_decision, state.request_seq))
         try:
             claim = await self._claim(state, conversation_id)
         except BaseException:
@@ -323,6 +329,18 @@ class Sender:
                      turn=state.turn, view_turn=view.turn)
             await self._store.schedule_timeout(state, cause, 0, self._clock() + self._wait_poll)
             return
+        if view.version < state.request_seq:
+            # The conversation has not written the view that reflects the request (and what
+            # came before it) yet: an older one would refuse an opt-in's confirmation.
+            if self._clock() - state.accepted.occurred_at <= self._acceptance_wait:
+                metrics.VIEW_BEHIND_WAITS.inc()
+                log.info("the conversation's view is older than the request; waiting",
+                         purpose=state.purpose, part=number)
+                await self._store.schedule_timeout(state, cause, number - 1,
+                                                   self._clock() + self._wait_poll)
+                return
+            log.warning("the conversation's view never reached the request; checking the "
+                        "one in hand", purpose=state.purpose, part=number)
         # Accepted before a later turn's reply was: the view no longer says so (ADR 0014).
         accepted = not first_part or (
             needs_decision and view.answered_turn > state.turn
@@ -478,16 +496,18 @@ class Sender:
         await self._store.schedule_timeout(state, cause, 0, now + self._wait_poll)
         return False
 
-    async def _settled_view(self, conversation_id: str, turn: int, needs_decision: bool
-                            ) -> ConversationView | None:
-        """The conversation's view, waited for up to ``view_settle_s`` while it is missing or,
-        before a reply's first part, undecided on ``turn``: the conversation usually writes
+    async def _settled_view(self, conversation_id: str, turn: int, needs_decision: bool,
+                            min_version: int) -> ConversationView | None:
+        """The conversation's view, waited for up to ``view_settle_s`` while it is missing,
+        older than ``min_version`` (a request's stream sequence) or, before a reply's first
+        part, undecided on ``turn``: the conversation usually writes
         within milliseconds, far sooner than a redelivery or a timer would look again; the
         write is pushed to the waiting handler (``view_watch.py``)."""
         started = time.monotonic()
 
         def settled(view: ConversationView | None) -> bool:
-            return view is not None and not (needs_decision and view.reply_pending(turn))
+            return view is not None and view.version >= min_version and not (
+                needs_decision and view.reply_pending(turn))
 
         view = await self._views.settled(conversation_id, settled, self._settings.view_settle_s)
         metrics.VIEW_SETTLE_SECONDS.observe(time.monotonic() - started)

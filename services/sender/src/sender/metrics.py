@@ -40,6 +40,9 @@ REPLY_WAITS = Counter("switchboard_sender_reply_waits_total",
 ACCEPTANCE_WAITS = Counter("switchboard_sender_acceptance_waits_total",
                            "Times a reply's first part waited on a durable timer because the "
                            "conversation had not decided on its turn within VIEW_SETTLE_S")
+VIEW_BEHIND_WAITS = Counter("switchboard_sender_view_behind_waits_total",
+                            "Times a conversation's request waited on a durable timer because "
+                            "the view was older than the request within VIEW_SETTLE_S")
 VIEW_SETTLE_SECONDS = Histogram("switchboard_sender_view_settle_seconds",
                                 "Time waiting for a missing or undecided view in the handler",
                                 buckets=(0.0, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))

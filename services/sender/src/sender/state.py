@@ -67,6 +67,7 @@ class ReplyState:
     media_url: str | None = None  # with part 1
     content_sid: str | None = None  # a template: sent with its variables instead of a body
     content_variables: dict[str, str] = field(default_factory=dict)
+    request_seq: int = 0  # a request's stream sequence: checked against a view this new
     parts: dict[int, PartState] = field(default_factory=dict)
     version: int = 0
 
@@ -109,6 +110,7 @@ def fold(reply_id: str, events: Iterable[tuple[Envelope, int]]) -> ReplyState:
             state.media_url = data.get("media_url")
             state.content_sid = data.get("content_sid")
             state.content_variables = dict(data.get("content_variables") or {})
+            state.request_seq = int(data.get("request_seq") or 0)
         elif kind == "OutboundPartAttempted":
             at = data.get("attempted_at")
             state.part(int(data["part"])).attempts.append(AttemptRecord(

@@ -25,7 +25,7 @@ class OutboundReplyAccepted(EventData):
     id>.>``, ``kind`` notice, operator or template), sent with the same guarantees."""
 
     TYPE = "OutboundReplyAccepted"
-    VERSION = "1.2"
+    VERSION = "1.3"
     turn: int
     texts: list[str]
     """The parts, in order (each at most 1600 characters)."""
@@ -55,6 +55,9 @@ class OutboundReplyAccepted(EventData):
     """1.2: the tenant's name for ``content_sid``."""
     operator_id: str | None = None
     """1.2: the operator who wrote it (kind ``operator``)."""
+    request_seq: int | None = None
+    """1.3: the OutboundMessageRequested's sequence in the CONVERSATION stream: its parts are
+    checked against a view at least that new (``version``), not one from before the request."""
 
 
 @registry.register

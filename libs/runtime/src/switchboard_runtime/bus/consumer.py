@@ -67,6 +67,8 @@ class Delivery:
 
     number: int
     max_deliver: int
+    stream_seq: int = 0
+    """The event's sequence in its stream (0: unknown)."""
 
     @property
     def last(self) -> bool:
@@ -321,7 +323,8 @@ class Consumer:
         try:
             started = time.perf_counter()
             progress = self._keep_alive(msg) if self.spec.long_running else None
-            delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver))
+            delivery = _DELIVERY.set(Delivery(deliveries, self.spec.max_deliver,
+                                                 msg.metadata.sequence.stream))
             try:
                 await handler(event)
             except PermanentError as exc:

@@ -235,6 +235,11 @@ async def test_outside_the_window_only_a_template_goes_out(loop: Loop) -> None:
     assert "Body" not in template
 
     conversation = notified.json()["conversation_id"]
+
+    async def in_the_read_models() -> bool:  # an operator acts on what the API shows
+        shown = await loop.api.get(f"/v1/operator/conversations/{conversation}")
+        return shown.status_code == 200
+    await eventually(in_the_read_models, what="the new conversation in the read models")
     taken = await loop.api.post(f"/v1/operator/conversations/{conversation}/take-over")
     assert taken.status_code == 200, taken.text
     refused = await loop.api.post(f"/v1/operator/conversations/{conversation}/reply",

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from .serving import serve_here
+from .serving import read_body, serve_here
 
 
 class Receiver:
@@ -24,12 +24,7 @@ class Receiver:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.requests.append((Headers(scope=scope), body))
         status = self.statuses.pop(0) if self.statuses else 204
         await send({"type": "http.response.start", "status": status, "headers": []})

@@ -69,3 +69,13 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0,
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of a raw ASGI app (it may come in several messages)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return bytes(body)

@@ -2,26 +2,21 @@
 
 Transient failures (timeouts, connection errors, 408/409/429, 5xx) are retried up to
 ``LLM_MAX_ATTEMPTS`` attempts in all. The wait before the next attempt is what the endpoint
-asked for (``retry-after-ms`` / ``Retry-After``, capped at ``LLM_RETRY_AFTER_MAX_S``), else an
-exponential backoff with full jitter (``LLM_BACKOFF_BASE_S`` doubling, at most
-``LLM_BACKOFF_MAX_S``). Permanent failures are not retried. When the attempts run out,
-``LLMGaveUp`` says why and how many attempts were made.
+asked for at the least (``retry-after-ms`` / ``Retry-After``, capped at
+``LLM_RETRY_AFTER_MAX_S``), else an exponential backoff with full jitter (``LLM_BACKOFF_BASE_S``
+doubling, at most ``LLM_BACKOFF_MAX_S``): the runtime's one Retry-After-aware wait. Permanent
+failures are not retried. When the attempts run out, ``LLMGaveUp`` says why and how many
+attempts were made.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from switchboard_runtime.http import backoff_or_retry_after
 from switchboard_runtime.telemetry import get_logger
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from .llm import ChatModel, ChatRequest, Completion, LLMError, PermanentLLMError, TransientLLMError
 from .metrics import LLM_REQUESTS, LLM_RETRIES, LLM_SECONDS
@@ -45,16 +40,8 @@ class LLMGaveUp(Exception):
         self.permanent = permanent
 
 
-def wait_for(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    backoff = wait_random_exponential(multiplier=policy.backoff_base_s, max=policy.backoff_max_s)
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientLLMError) and exc.retry_after_s is not None:
-            return min(exc.retry_after_s, policy.retry_after_max_s)
-        return float(backoff(state))
-
-    return wait
+def _retry_after(exc: BaseException) -> float | None:
+    return exc.retry_after_s if isinstance(exc, TransientLLMError) else None
 
 
 def _outcome(exc: LLMError) -> str:
@@ -79,7 +66,8 @@ async def complete_with_retries(
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.max_attempts),
-        wait=wait_for(policy),
+        wait=backoff_or_retry_after(policy.backoff_base_s, policy.backoff_max_s,
+                                    policy.retry_after_max_s, _retry_after),
         retry=retry_if_exception_type(TransientLLMError),
         before_sleep=before_sleep,
         reraise=True,

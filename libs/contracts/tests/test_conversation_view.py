@@ -47,3 +47,10 @@ def test_a_view_written_before_answered_turn_existed_still_reads() -> None:
     view = ConversationView.from_bytes(old)
     assert view.answered_turn == 0
     assert view.reply_pending(2) and view.reply_is_stale(1)
+    assert view.accepted_replies == () and not view.reply_accepted_id("r1")
+
+
+def test_an_accepted_reply_is_known_by_id_once_the_view_moved_past_its_turn() -> None:
+    view = _view(3, answered_turn=3).model_copy(update={"accepted_replies": ("r1", "r3")})
+    assert view.reply_is_stale(1)  # by turn numbers alone, turn 1's reply looks superseded
+    assert view.reply_accepted_id("r1") and not view.reply_accepted_id("r2")

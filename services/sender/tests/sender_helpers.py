@@ -10,10 +10,7 @@ from nats.js import JetStreamContext
 from switchboard_contracts import Envelope
 from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, ConversationView
 from switchboard_contracts.events.agent import ReplyGenerated
-from switchboard_contracts.events.conversation import (
-    AssistantMessageAppended,
-    OutboundMessageRequested,
-)
+from switchboard_contracts.events.conversation import OutboundMessageRequested
 from switchboard_contracts.topology import AGENT, CONVERSATION, SENDER
 from switchboard_devstack.views import put_view
 from switchboard_devstack.waiting import eventually
@@ -112,17 +109,6 @@ async def publish_request(js: JetStreamContext, envelope: Envelope) -> int:
     ack = await Publisher(js, CONVERSATION.name).publish(
         f"conversation.{envelope.conversation_id}.{OutboundMessageRequested.TYPE}", envelope)
     return ack.seq
-
-
-async def accept(js: JetStreamContext, envelope: Envelope) -> None:
-    """Store the conversation's acceptance of a reply (its AssistantMessageAppended)."""
-    accepted = Envelope.wrap(
-        AssistantMessageAppended(turn=envelope.data["turn"], text=envelope.data["text"],
-                                 reply_event_id=str(envelope.event_id)),
-        correlation_id=envelope.correlation_id, tenant_id=TENANT,
-        conversation_id=envelope.conversation_id)
-    await Publisher(js, CONVERSATION.name).publish(
-        f"conversation.{envelope.conversation_id}.{AssistantMessageAppended.TYPE}", accepted)
 
 
 async def publish_reply(js: JetStreamContext, envelope: Envelope, msg_id: str | None = None

@@ -15,7 +15,6 @@ from sender.main import REPLIES
 from sender.splitting import split_message
 from sender_helpers import (
     Turn,
-    accept,
     attempts,
     eventually,
     next_turn,
@@ -193,8 +192,9 @@ async def test_an_accepted_reply_delayed_past_the_next_accepted_one_goes_out_fir
     first = reply(turn1, TWO_PARTS)
     second = reply(turn2, "Turn two's answer.", after=str(first.event_id))
     waits = REGISTRY.get_sample_value("switchboard_sender_after_waits_total") or 0.0
-    for envelope in (first, second):  # as the conversation did, in turn order
-        await accept(js, envelope)
+    # As the conversation writes it: both accepted, in turn order.
+    await set_view(js, turn1.conversation_id, turn=2,
+                   accepted_replies=(str(first.event_id), str(second.event_id)))
     async with start_sender(**SETTINGS, reply_wait_poll_s=0.2):
         await publish_reply(js, second)
         await eventually(lambda: (REGISTRY.get_sample_value(

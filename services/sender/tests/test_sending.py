@@ -4,6 +4,7 @@ the simulator's signed status callbacks into DeliveryStatusReported events."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -276,7 +277,9 @@ async def test_rejected_credentials_fail_loudly(js, sim, sender) -> None:
 
 
 async def test_a_stale_turn_is_not_sent(js, sim, sender) -> None:
-    turn = await seed_conversation(js, turn=1, requested_turn=2)
+    """Turn 2's reply accepted, not turn 1's (superseded): the view names only turn 2's."""
+    turn = await seed_conversation(js, turn=1, requested_turn=2,
+                                   accepted_replies=(str(uuid.uuid4()),))
     envelope = reply(turn, "Too late.")
     await publish_reply(js, envelope)
     [failed] = await wait_for(js, str(envelope.event_id), "OutboundMessageFailed")

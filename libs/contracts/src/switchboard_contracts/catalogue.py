@@ -55,9 +55,8 @@ USAGE: dict[str, Usage] = {
     "TranscriptionRequested": Usage(("transcription", "projection")),
     "TranscriptAppended": Usage(("projection",)),
     "ReplyRequested": Usage(("agent",)),
-    # the sender reads an accepted reply's acceptance once the view has moved past its turn
-    # (ADR 0014, update)
-    "AssistantMessageAppended": Usage(("conversation", "sender")),
+    # (the sender learns of accepted replies from the view's accepted_replies: ADR 0014)
+    "AssistantMessageAppended": Usage(("conversation",), public=False),
     "ReplySuperseded": Usage(("conversation",), public=False),
     "ConversationClosed": Usage(("projection",)),
     "IdleCheckDue": Usage(("conversation",), public=False),

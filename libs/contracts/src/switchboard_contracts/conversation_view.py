@@ -13,6 +13,8 @@ A turn's reply is decided once, by the conversation (ADR 0006): accepted
 The agent and the sender consume the reply in parallel with that decision, so for a given turn
 the view says one of three things: ``reply_accepted``, ``reply_is_stale`` or, not decided yet,
 ``reply_pending``. An acceptance is final: the conversation never drops an accepted reply.
+Once a later turn's reply is accepted, the turn numbers no longer tell an earlier accepted
+reply from a superseded one: ``accepted_replies`` names the replies accepted last.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from pydantic import BaseModel, ConfigDict
 
 VIEW_BUCKET = "conversation-view"
 WHATSAPP_WINDOW = timedelta(hours=24)
+# How many accepted replies the view names (``accepted_replies``): enough for any reply
+# delayed behind a few later turns, few enough that the entry stays small (~0.6 kB).
+ACCEPTED_REPLIES_KEPT = 16
 
 
 class Mode(StrEnum):
@@ -54,6 +59,11 @@ class ConversationView(BaseModel):
     opted_out: bool = False
     # The operator who claimed the conversation (mode human), else None.
     operator_id: str | None = None
+    # The replies (ReplyGenerated event ids, ``AssistantMessageAppended.reply_event_id``)
+    # the conversation accepted for its most recent ACCEPTED_REPLIES_KEPT turns, oldest first.
+    # A reply older than these whose first part never went out reads as not accepted
+    # (stale); views written before this field existed read (): the same.
+    accepted_replies: tuple[str, ...] = ()
 
     @property
     def bot_answers(self) -> bool:
@@ -66,6 +76,11 @@ class ConversationView(BaseModel):
     def reply_accepted(self, turn: int) -> bool:
         """The conversation accepted this turn's reply, and no later turn's reply yet."""
         return turn > 0 and turn == self.answered_turn
+
+    def reply_accepted_id(self, reply_id: str) -> bool:
+        """The conversation accepted this reply (by its ReplyGenerated event id), also when a
+        later turn's reply was accepted since; False past the last ACCEPTED_REPLIES_KEPT."""
+        return reply_id in self.accepted_replies
 
     def reply_is_stale(self, turn: int) -> bool:
         """This turn's reply must not go out: it was superseded by messages that came

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from switchboard_contracts import Envelope, EventData, registry
-from switchboard_contracts.conversation_view import WHATSAPP_WINDOW, Mode
+from switchboard_contracts.conversation_view import ACCEPTED_REPLIES_KEPT, WHATSAPP_WINDOW, Mode
 from switchboard_contracts.events.conversation import (
     AssistantMessageAppended,
     ConversationClosed,
@@ -77,6 +77,9 @@ class ConversationState:
     history: list[tuple[str, str, datetime]] = field(default_factory=list)
     history_index: dict[str, int] = field(default_factory=dict)  # voice note sid -> position
     answered_turns: set[int] = field(default_factory=set)
+    # The last ACCEPTED_REPLIES_KEPT accepted replies' ReplyGenerated event ids, oldest first
+    # (the view's ``accepted_replies``).
+    accepted_replies: list[str] = field(default_factory=list)
     superseded_turns: set[int] = field(default_factory=set)
     # People in the loop (ADR 0022). While the mode is not BOT, or the user opted out, user
     # messages are recorded but wait for no reply.
@@ -167,6 +170,8 @@ def apply(state: ConversationState, envelope: Envelope, data: EventData, seq: in
             state.history.append(("assistant", data.text, at))
             state.last_activity_at = at
             state.last_outbound_id = data.reply_event_id
+            state.accepted_replies.append(data.reply_event_id)
+            del state.accepted_replies[:-ACCEPTED_REPLIES_KEPT]
         case ReplySuperseded():
             state.superseded_turns.add(data.turn)
             if data.turn == state.turn:  # its reply is dropped; the next turn is due

@@ -29,6 +29,7 @@ def view_of(state: ConversationState) -> ConversationView | None:
         answered_turn=max(state.answered_turns, default=0),
         open=state.open, window_ends_at=state.window_ends_at(),
         mode=state.mode, opted_out=state.opted_out, operator_id=state.operator_id,
+        accepted_replies=tuple(state.accepted_replies),
     )
 
 

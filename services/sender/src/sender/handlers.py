@@ -16,7 +16,7 @@ for a newer turn waits for the one going out. A reply's first part waits for the
 conversation's decision on its turn (``_settled_view``): the conversation consumes the same
 ``ReplyGenerated`` in parallel and may supersede it; a superseded reply sends nothing, an
 accepted one is sent whole (an acceptance is final, also once a later turn's reply is
-accepted: ``acceptances.py``). What the conversation asked for is checked against a view at
+accepted: the view names it). What the conversation asked for is checked against a view at
 least as new as the request (``request_seq``): an older one may not show what came before it
 (an opt-in before its confirmation). What each kind of message needs from
 the view is ``rules.NEEDS``; a reply the agent handed to a person (``handoff_reason``) is
@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
-from nats.js import JetStreamContext
 from switchboard_contracts import Envelope, Event
 from switchboard_contracts.conversation_view import ConversationView
 from switchboard_contracts.events.agent import ReplyGenerated
@@ -54,7 +53,6 @@ from switchboard_tenants import TenantDirectory
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from . import metrics
-from .acceptances import accepted_by_conversation
 from .leases import Holder, Leases
 from .ratelimit import SenderPacer
 from .rules import ErrorClass, ambiguous, classify, refusal, status_applies
@@ -124,13 +122,12 @@ def _observe_turn(accepted: Envelope, sent_at: datetime) -> None:
 
 class Sender:
     def __init__(
-        self, settings: SenderSettings, js: JetStreamContext, store: ReplyStore,
+        self, settings: SenderSettings, store: ReplyStore,
         directory: TenantDirectory, api: MessagesApi, pacer: SenderPacer,
         views: ViewWatch, leases: Leases,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._settings = settings
-        self._js = js
         self._store = store
         self._views = views
         self._leases = leases
@@ -341,10 +338,8 @@ class Sender:
                 return
             log.warning("the conversation's view never reached the request; checking the "
                         "one in hand", purpose=state.purpose, part=number)
-        # Accepted before a later turn's reply was: the view no longer says so (ADR 0014).
-        accepted = not first_part or (
-            needs_decision and view.answered_turn > state.turn
-            and await accepted_by_conversation(self._js, conversation_id, state.reply_id))
+        # Accepted before a later turn's reply was: the view names it (ADR 0014).
+        accepted = not first_part or view.reply_accepted_id(state.reply_id)
         refused = refusal(view, state.turn, self._clock(), accepted=accepted,
                           kind=state.kind, purpose=state.purpose)
         if refused is not None:

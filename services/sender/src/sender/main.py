@@ -66,7 +66,7 @@ def build(settings: SenderSettings | None = None, *, api: MessagesApi | None = N
         leases = await open_leases_bucket(js, settings.messages_kv_replicas)
         views = ViewWatch(js, ConversationViews(js).view_of, settings.view_watch)
         await views.watch()  # (once the conversation service has created the bucket)
-        sender = Sender(settings, js, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
+        sender = Sender(settings, ReplyStore(js, svc.publisher(SENDER), bucket), directory,
                         messages_api,
                         SenderPacer(settings.rate_limit_per_s, await attach_limits(svc)),
                         views, Leases(leases))

@@ -90,8 +90,8 @@ def refusal(view: ConversationView, turn: int, now: datetime, *, accepted: bool 
     reply for ``turn``, else what the conversation asked for (``NEEDS``). A reply's first part
     needs the conversation's acceptance of its turn (the handler waits while the view says the
     turn is pending, so a reply not accepted here is stale). Once ``accepted`` is known
-    otherwise (its first part went out, so it was accepted, for good; or the conversation's
-    stream records the acceptance, which a later accepted turn hides from the view) it goes
+    otherwise (its first part went out, so it was accepted, for good; or the view names it in
+    ``accepted_replies``, once a later accepted turn hides it from ``answered_turn``) it goes
     on, also when a newer turn has begun: that turn's reply waits for it (``after``, and the
     lease between parts). The agent's reply needs the bot's
     mode (a person asked for, ``waiting``, or answering, ``human``, silences it). An opted-out

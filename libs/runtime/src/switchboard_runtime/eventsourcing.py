@@ -65,10 +65,11 @@ def aggregate_subject(prefix: str, aggregate_id: str, event_type: str = ">") -> 
     return f"{prefix}.{aggregate_id}.{event_type}"
 
 
-def event_id_for(namespace: uuid.UUID, aggregate_id: str, key: str) -> uuid.UUID:
-    """The same fact of the same aggregate always gets the same event id (and Nats-Msg-Id):
-    ``key`` names the fact within the aggregate, e.g. ``ReplyRequested:3``."""
-    return uuid.uuid5(namespace, f"{aggregate_id}:{key}")
+def event_id_for(namespace: uuid.UUID, *parts: str) -> uuid.UUID:
+    """The one scheme of deterministic event ids: the same fact always gets the same id, so a
+    redelivered cause republishes the same event. ``namespace`` is the producing service's,
+    ``parts`` name the fact, e.g. an aggregate and ``ReplyRequested:3``, joined by ``:``."""
+    return uuid.uuid5(namespace, ":".join(parts))
 
 
 # -- reading -----------------------------------------------------------------------------------

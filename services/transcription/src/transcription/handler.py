@@ -35,6 +35,7 @@ from switchboard_contracts.events.conversation import TranscriptionRequested
 from switchboard_contracts.events.transcription import TranscriptionCompleted, TranscriptionFailed
 from switchboard_contracts.topology import event_subject
 from switchboard_runtime.bus import Publisher, current_delivery
+from switchboard_runtime.eventsourcing import event_id_for
 from switchboard_runtime.ports import NeedsPorts
 from switchboard_runtime.recent import RecentKeys
 from switchboard_runtime.telemetry import get_logger
@@ -189,7 +190,7 @@ class TranscriptionHandler(NeedsPorts[Ports]):
                        data: EventData) -> None:
         identity = msg_id(request.message_sid)
         envelope = cause.caused(
-            data, event_id=uuid.uuid5(EVENT_ID_NAMESPACE, f"{identity}:{data.TYPE}"))
+            data, event_id=event_id_for(EVENT_ID_NAMESPACE, identity, data.TYPE))
         ack = await self.ports.publisher.publish(
             event_subject("transcription", data.TYPE), envelope, msg_id=identity)
         if ack.duplicate:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from switchboard_contracts.topology import GATEWAY
 from switchboard_runtime import Service
-from switchboard_runtime.bus import Publisher
+from switchboard_runtime.bus import RetryingPublisher
 from switchboard_runtime.limits import attach_limits
 from switchboard_tenants import TokenCipher, attach_directory
 
@@ -29,9 +29,10 @@ def build(settings: GatewaySettings | None = None) -> Service:
                             settings.sender_rate_limit)
         stored = await StoredMessages.open(svc.nc, settings.stored_sids_ttl_s)
         # PUBLISH_TIMEOUT_S bounds the wait for the PubAck, then Twilio gets a 503 (ADR 0004);
-        # within it, an attempt unanswered after PUBLISH_ATTEMPT_TIMEOUT_S is retried.
-        publisher = Publisher(svc.js, GATEWAY.name, min(settings.publish_attempt_timeout_s,
-                                                        settings.publish_timeout_s))
+        # within it, "no responders" (a leader election) and an attempt unanswered after
+        # PUBLISH_ATTEMPT_TIMEOUT_S are retried.
+        publisher = RetryingPublisher(svc.js, GATEWAY.name, timeout_s=settings.publish_timeout_s,
+                                      attempt_timeout_s=settings.publish_attempt_timeout_s)
         webhooks = Webhooks(settings, svc.nc, directory, publisher, limits, stored,
                             SentMessages(svc.js))
         routes = svc.app.router.routes

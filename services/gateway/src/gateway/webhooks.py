@@ -10,7 +10,6 @@ Every refusal is a short fixed reason: nothing from the input or an exception le
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -18,9 +17,7 @@ from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TypeVar
 
-import nats.errors
 from nats.aio.client import Client as NATS
-from nats.js.errors import NoStreamResponseError
 from opentelemetry import context, trace
 from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter
@@ -34,7 +31,7 @@ from switchboard_contracts.events.gateway import (
     OrphanedMessageReceived,
 )
 from switchboard_contracts.topology import event_subject, inbound_subject
-from switchboard_runtime.bus import Publisher
+from switchboard_runtime.bus import RetryingPublisher
 from switchboard_runtime.telemetry import get_logger
 from switchboard_runtime.telemetry.metrics import trace_exemplar
 from switchboard_tenants import TenantDirectory, TenantRoute
@@ -57,9 +54,6 @@ FORM = "application/x-www-form-urlencoded"
 # Event ids derived from the fact, so a retried webhook names the same event everywhere.
 EVENT_NAMESPACE = uuid.UUID("5b0f2f7e-3c1a-4c57-9d1e-6f5d0c7a2b11")
 CORRELATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Between publishes answered "no responders" (a stream electing its leader).
-FIRST_RETRY_PAUSE_S = 0.05
-MAX_RETRY_PAUSE_S = 0.5
 F = TypeVar("F", forms.Inbound, forms.StatusCallback)
 
 
@@ -76,7 +70,7 @@ class Webhooks:
         settings: GatewaySettings,
         nc: NATS,
         directory: TenantDirectory,
-        publisher: Publisher,
+        publisher: RetryingPublisher,
         limits: RateLimits,
         stored: StoredMessages,
         sent: SentMessages,
@@ -282,33 +276,11 @@ class Webhooks:
             subject = (inbound_subject(tenant_id, data.from_address)
                        if isinstance(data, InboundMessageReceived) and tenant_id
                        else event_subject("gateway", data.TYPE))
-            return await self._publish(subject, envelope, msg_id)
+            stored = await self._publisher.publish(subject, envelope, msg_id=msg_id)
+            return "duplicate" if stored.duplicate else "accepted"
         except Exception as exc:
             log.error("could not store webhook event", error=type(exc).__name__)
             raise Refused(503, "temporarily unavailable") from None
-
-    async def _publish(self, subject: str, envelope: Envelope, msg_id: str) -> str:
-        """Stored (``accepted`` or ``duplicate``), or raises once PUBLISH_TIMEOUT_S has passed.
-
-        While an R3 stream elects a new leader (its node killed) the server answers "no
-        responders" at once, for 4-7 s on a loaded machine, and a publish written to a dying
-        connection gets no answer: refused at once, every one of Twilio's retries failed
-        (finding 6). So each attempt waits PUBLISH_ATTEMPT_TIMEOUT_S and is retried; the same
-        Nats-Msg-Id stores the event once. A plain loop, not tenacity: this is the hottest
-        path and the first attempt almost always succeeds."""
-        deadline = time.monotonic() + self._settings.publish_timeout_s
-        pause, unanswered = FIRST_RETRY_PAUSE_S, False
-        while True:
-            try:
-                ack = await self._publisher.publish(subject, envelope, msg_id=msg_id)
-                # A duplicate after an unanswered attempt of ours may be that attempt's.
-                return "duplicate" if ack.duplicate and not unanswered else "accepted"
-            except (NoStreamResponseError, nats.errors.TimeoutError) as exc:
-                unanswered |= isinstance(exc, nats.errors.TimeoutError)
-                if time.monotonic() + pause >= deadline:
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, MAX_RETRY_PAUSE_S)
 
     def _client_ip(self, request: Request) -> str:
         """The caller's address; behind trusted proxies, the last untrusted X-Forwarded-For hop."""

@@ -1,6 +1,7 @@
 from .consumer import Consumer, ConsumerSpec, Delivery, Handler, PermanentError, current_delivery
 from .deadletters import dead_letter
 from .handlers import Handlers
+from .publish_retry import RetryingPublisher, Stored
 from .publisher import Publisher
 from .streams import ensure_input_stream, ensure_stream, ensure_streams, stream_config
 
@@ -12,6 +13,8 @@ __all__ = [
     "Handlers",
     "PermanentError",
     "Publisher",
+    "RetryingPublisher",
+    "Stored",
     "current_delivery",
     "dead_letter",
     "ensure_input_stream",

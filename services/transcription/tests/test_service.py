@@ -13,7 +13,7 @@ from switchboard_devstack.waiting import drained
 from switchboard_runtime.deadletters.store import list_dead_letters
 from switchboard_tenants import TokenCipher
 from transcription import main as transcription_main
-from transcription.handler import msg_id
+from transcription.handlers import msg_id
 from transcription_helpers import (
     ACCOUNT,
     KEY_WORDS,

@@ -15,7 +15,7 @@ from switchboard_tenants import TokenCipher, attach_directory
 
 from .download import DownloadPolicy, MediaClient
 from .engine import EngineOptions, ModelSpec, load_engine
-from .handler import Ports, TranscriptionHandler
+from .handlers import Ports, TranscriptionHandler
 from .media_url import AllowList
 from .metrics import MODEL_INFO
 from .settings import TranscriptionSettings

@@ -25,6 +25,7 @@ import asyncpg
 from .cross_tenant import foreign_statuses, report_foreign_statuses
 from .decoding import DeadLetterFact, EventFact, Fact, PoisonFact, TimerFact
 from .fence import Fence
+from .handoff_waits import EndedWait, end_waits, observe_waits
 from .readmodels import project
 from .writes import Writes, recount
 
@@ -191,6 +192,7 @@ class BatchWriter:
         results: list[Outcome | Exception] = []
         streams = sorted({b.stream for b in group})
         foreign = None
+        waits: list[EndedWait] = []
         async with (
             asyncio.timeout(self._timeout_s),
             self._pool.acquire() as conn,
@@ -233,12 +235,14 @@ class BatchWriter:
                     await writes.flush(conn)
                 await recount(conn, set().union(*(w.conversations for w in prepared)))
                 foreign = await foreign_statuses(conn, prepared)
+                waits = await end_waits(conn, prepared)
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 raise DataProblem(f"{exc.sqlstate}: {type(exc).__name__}") from exc
             if saves:
                 await conn.executemany(_SAVE, saves)
         if foreign:
             report_foreign_statuses(foreign)
+        observe_waits(waits)
         return results
 
 

@@ -18,6 +18,7 @@ from .api import (
     read_api,
 )
 from .consumer import PROJECTED
+from .handoff_queue import HandoffQueueGauges
 from .lease import WriterLease
 from .pages import mount_pages
 from .schema import apply_migrations
@@ -50,6 +51,7 @@ def build(settings: ProjectionSettings | None = None) -> Service:
     install_error_handlers(app)
     mount_pages(app)
     leases: list[WriterLease] = []
+    gauges: list[HandoffQueueGauges] = []
 
     @service.on_start
     async def start_projecting(svc: Service) -> None:
@@ -61,9 +63,15 @@ def build(settings: ProjectionSettings | None = None) -> Service:
         await lease.start()
         leases.append(lease)
         svc.add_check("projection", lease.running)
+        # Every replica, writer or standby: one query on the shared read model.
+        queue = HandoffQueueGauges(svc.db, settings.handoff_queue_interval_s)
+        queue.start()
+        gauges.append(queue)
 
     @service.on_stop
     async def stop_projecting(_: Service) -> None:
+        for queue in gauges:
+            await queue.stop()
         for lease in leases:
             await lease.stop()
 

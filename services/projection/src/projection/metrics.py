@@ -63,3 +63,25 @@ COMMANDS = Counter(
     "accepted, refused, unanswered (503), invalid_answer",
     ["command", "outcome"],
 )
+# People in the loop (ADR 0022). No tenant label: no projection metric has one (the agent's
+# and the sender's do); the operator queue per tenant is in the operator API.
+HANDOFF_WAIT_SECONDS = Histogram(
+    "switchboard_handoff_wait_seconds",
+    "How long a handoff waited for a person: from HandoffRequested to the step that ended the "
+    "wait (outcome claimed; expired: released to the bot at the tenant's deadline; released: "
+    "by an operator or a close, unclaimed), by source (user, agent, operator: a take-over "
+    "waits ~0). Observed once per handoff, when the projection first writes its end "
+    "(handoff_waits.py), whatever it re-applies later",
+    ["source", "outcome"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+)
+HANDOFFS_WAITING = Gauge(
+    "switchboard_handoffs_waiting",
+    "Conversations waiting for a person now (mode waiting, in the read model: the operator "
+    "queue), every tenant; every replica reports the same value (use max)",
+)
+HANDOFF_OLDEST_WAITING_SECONDS = Gauge(
+    "switchboard_handoff_oldest_waiting_seconds",
+    "Age of the oldest conversation waiting for a person (0 when none waits), from the read "
+    "model; every replica reports the same value (use max)",
+)

@@ -46,6 +46,9 @@ class ProjectionSettings(ServiceSettings):
     # The operator API waits this long for the conversation service to answer a command
     # before answering 503 (nothing was done).
     command_timeout_s: float = Field(default=5.0, gt=0)
+    # How often every replica reads the operator queue into its gauges (waiting conversations,
+    # the oldest one's age): about the scrape interval.
+    handoff_queue_interval_s: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
     def _needs_database(self) -> ProjectionSettings:

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 from ..decoding import DeadLetterFact, EventFact, Fact
 from ..writes import Writes
-from . import conversations, deadletters, messages, modes, orphans, outbound, parts, timeline
-from .base import Applier
+from . import (
+    conversations,
+    deadletters,
+    handoffs,
+    messages,
+    modes,
+    orphans,
+    outbound,
+    parts,
+    timeline,
+)
+from .base import Applier, SequencedApplier
 from .timeline import TIMELINE
 
+# The read models a rebuild empties (``handoffs.HANDOFF_STEPS`` is kept: the memory of the
+# handoff wait histogram, so a replay observes no wait twice).
 TABLES = (
     conversations.CONVERSATIONS, messages.MESSAGES, parts.PARTS, parts.STATUSES,
     orphans.ORPHANS, deadletters.DEAD_LETTERS, TIMELINE,
@@ -22,8 +34,13 @@ APPLIERS: dict[str, list[Applier]] = {}
 for module in (conversations, messages, outbound, parts, orphans):
     for event_type, applier in module.APPLIERS.items():
         APPLIERS.setdefault(event_type, []).append(applier)
+# Appliers that need the event's stream sequence (state ordered by the aggregate).
+SEQUENCED: dict[str, list[SequencedApplier]] = {}
+for sequenced_module in (modes, handoffs):
+    for event_type, sequenced_applier in sequenced_module.APPLIERS.items():
+        SEQUENCED.setdefault(event_type, []).append(sequenced_applier)
 # The event types whose payload a read model reads: only those are typed and validated.
-READ_TYPES = frozenset(APPLIERS) | frozenset(modes.APPLIERS)
+READ_TYPES = frozenset(APPLIERS) | frozenset(SEQUENCED)
 
 
 def project(fact: Fact, writes: Writes) -> None:
@@ -36,8 +53,7 @@ def project(fact: Fact, writes: Writes) -> None:
         if fact.data is not None:
             for applier in APPLIERS.get(envelope.type, ()):
                 applier(envelope, fact.data, subject, writes)
-            sequenced = modes.APPLIERS.get(envelope.type)
-            if sequenced is not None:
+            for sequenced in SEQUENCED.get(envelope.type, ()):
                 sequenced(envelope, fact.data, fact.raw.seq, writes)
     elif isinstance(fact, DeadLetterFact):
         deadletters.record(fact.record, writes)

@@ -8,6 +8,7 @@ import json
 import pytest
 from agent.credentials import NO_KEY
 from agent.fallbacks import UNAVAILABLE
+from agent.llm import ChatRequest, Endpoint, chat_model
 from agent.main import build
 from agent.tools import HANDOFF
 from agent_helpers import (
@@ -23,6 +24,17 @@ from llm_sim import MARKER
 from switchboard_devstack.waiting import drained
 
 REASON = "wants to talk to a person about a refund"
+
+
+async def test_warming_the_sdk_up_sends_nothing_and_the_first_call_answers(llm):
+    chat = chat_model()
+    endpoint = Endpoint(llm.base_url, "sk-test")
+    await chat.warm_up(endpoint)
+    assert llm.requests() == []  # start-up never costs a completion
+    completion = await chat.complete(ChatRequest(
+        "gpt-4o-mini", [{"role": "user", "content": "hi"}], 5.0, endpoint))
+    assert completion.text.startswith(MARKER)
+    await chat.aclose()
 
 
 @pytest.mark.parametrize("text", [None, "Let me get a colleague for you."])

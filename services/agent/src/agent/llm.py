@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+import anyio.lowlevel
 import openai
 from openai import AsyncOpenAI, omit
 from openai.types.chat import (
+    ChatCompletion,
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
     ChatCompletionToolParam,
@@ -26,6 +28,17 @@ from switchboard_runtime.http import retry_after
 
 DEV_MARKER = "[local development responder]"
 DEV_MODEL = "local-dev-responder"
+
+# An answer of every shape the adapter reads (text, a tool call, usage), parsed at start-up so
+# the SDK's response models are built then rather than during the first turn.
+_SAMPLE_ANSWER: dict[str, Any] = {
+    "id": "warm-up", "object": "chat.completion", "created": 0, "model": "warm-up",
+    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": "",
+        "tool_calls": [{"id": "call", "type": "function",
+                        "function": {"name": "tool", "arguments": "{}"}}]}}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
 
 
 class LLMError(Exception):
@@ -100,6 +113,15 @@ class OpenAIChat:
             self._clients[endpoint] = client
         return client
 
+    async def warm_up(self, endpoint: Endpoint) -> None:
+        """At start-up, what the SDK otherwise does during the first call, on the event loop
+        (about 0.3 s of CPU, while every turn behind it waits): build the endpoint's client,
+        import the chat resource and anyio's asyncio backend, build the response models.
+        Nothing is sent to the endpoint."""
+        _ = self._client(endpoint).chat.completions  # its modules are imported on first use
+        await anyio.lowlevel.checkpoint()  # loads anyio's backend (the HTTP transport's I/O)
+        ChatCompletion.model_validate(_SAMPLE_ANSWER)
+
     async def complete(self, request: ChatRequest) -> Completion:
         if request.endpoint is None:
             raise PermanentLLMError("no LLM endpoint")
@@ -173,6 +195,11 @@ class Routed:
         self._without_endpoint = without_endpoint
         self._endpoints = endpoints
 
+    async def warm_up(self, endpoint: Endpoint | None) -> None:
+        """Prepare the SDK for ``endpoint`` (the global one) before the first turn."""
+        if endpoint is not None:
+            await self._endpoints.warm_up(endpoint)
+
     async def complete(self, request: ChatRequest) -> Completion:
         chosen = self._endpoints if request.endpoint else self._without_endpoint
         return await chosen.complete(request)
@@ -182,6 +209,6 @@ class Routed:
         await self._endpoints.aclose()
 
 
-def chat_model() -> ChatModel:
+def chat_model() -> Routed:
     """Each request's endpoint through the SDK; the development responder when it has none."""
     return Routed(DevResponder(), OpenAIChat())

@@ -10,6 +10,7 @@ from switchboard_runtime.telemetry import get_logger
 from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
 
+from .credentials import global_endpoint
 from .llm import chat_model
 from .replies import Ports, ReplyHandler
 from .settings import AgentSettings
@@ -47,6 +48,7 @@ def build(settings: AgentSettings | None = None) -> Service:
             log.warning("no OPENAI_API_KEY or OPENAI_BASE_URL: the local development "
                         "responder answers")
         directory = await attach_directory(svc, cipher)
+        await chat.warm_up(global_endpoint(settings))
         handler.connect(Ports(
             view_of=ConversationViews(svc.js).view_of,
             tenant=directory.tenant,

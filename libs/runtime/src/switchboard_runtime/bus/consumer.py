@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from switchboard_contracts import Envelope, Event, Registry, UnknownEventType, UnsupportedVersion
 from switchboard_contracts import registry as default_registry
 
-from ..telemetry import extract_context, get_logger
+from ..telemetry import get_logger
 from ..telemetry.metrics import (
     CONSUMER_ACK_PENDING,
     CONSUMER_LAG,
@@ -43,12 +43,12 @@ from ..telemetry.metrics import (
     HANDLER_SECONDS,
     trace_exemplar,
 )
+from ..telemetry.spans import start_consumer_span
 from .deadletters import REPLAY, dead_letter, replay_durable, replay_subject
 from .pull import ENDED_QUIETLY, PullFetcher
 from .streams import ensure_input_stream
 
 log = get_logger(__name__)
-tracer = trace.get_tracer("switchboard.bus")
 
 Handler = Callable[[Event[Any]], Awaitable[None]]
 
@@ -308,17 +308,12 @@ class Consumer:
             correlation_id=env.correlation_id, tenant_id=env.tenant_id,
             event_id=str(env.event_id), event_type=env.type, consumer=durable,
         )
-        span = tracer.start_span(
-            f"process {env.type}",
-            context=extract_context(msg.headers),
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.consumer.group.name": durable,
-                "messaging.nats.deliveries": deliveries,
-                "switchboard.correlation_id": env.correlation_id,
-            },
-        )
+        span = start_consumer_span(f"process {env.type}", {
+            "messaging.system": "nats",
+            "messaging.consumer.group.name": durable,
+            "messaging.nats.deliveries": deliveries,
+            "switchboard.correlation_id": env.correlation_id,
+        }, msg.headers)
         current = otel_context.attach(trace.set_span_in_context(span))
         try:
             started = time.perf_counter()

@@ -13,11 +13,12 @@ import time
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import Counter
 from switchboard_contracts import Envelope
 
 from ..telemetry.metrics import EVENTS_PUBLISHED, PUBLISH_SECONDS, trace_exemplar
+from ..telemetry.spans import start_producer_span, write_traceparent
 from .acks import ack_waiter
 
 MSG_ID = "Nats-Msg-Id"
@@ -25,14 +26,14 @@ EXPECTED_STREAM = "Nats-Expected-Stream"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 EXPECTED_LAST_SUBJECT_SEQ_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 
-tracer = trace.get_tracer("switchboard.bus")
-
 
 class Publisher:
     def __init__(self, js: JetStreamContext, stream: str, timeout_s: float = 5.0) -> None:
         self._js = js
         self._stream = stream
         self._timeout = timeout_s
+        # The server refuses the publish unless the subject belongs to this stream.
+        self._headers = {EXPECTED_STREAM: stream}  # copied by each publish
         self._publish_seconds = PUBLISH_SECONDS.labels(stream)
         self._published: dict[str, Counter] = {}
 
@@ -50,27 +51,22 @@ class Publisher:
         ``msg_id`` identifies the fact for the stream's duplicate window (default: the
         event_id). Raises on any failure: the caller decides whether to retry or answer 5xx.
         """
-        span = tracer.start_span(
-            f"publish {envelope.type}",
-            kind=trace.SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "switchboard.event_type": envelope.type,
-                "switchboard.correlation_id": envelope.correlation_id,
-            },
-        )
+        span = start_producer_span(f"publish {envelope.type}", {
+            "messaging.system": "nats",
+            "messaging.destination.name": subject,
+            "switchboard.event_type": envelope.type,
+            "switchboard.correlation_id": envelope.correlation_id,
+        })
         try:
-            headers = {MSG_ID: msg_id or str(envelope.event_id)}
+            headers = self._headers.copy()
+            headers[MSG_ID] = msg_id or str(envelope.event_id)
             # The producer span is the consumer span's parent.
-            propagate.inject(headers, context=trace.set_span_in_context(span))
+            write_traceparent(span, headers)
             if expected_last_subject_seq is not None:
                 headers[EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last_subject_seq)
             if expected_subject_filter is not None:
                 # Server 2.11+: the sequence check covers a wildcard (a whole aggregate).
                 headers[EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = expected_subject_filter
-            # The server refuses the publish unless the subject belongs to this stream.
-            headers[EXPECTED_STREAM] = self._stream
             started = time.perf_counter()
             ack = await ack_waiter(self._js._nc).publish(subject, envelope.to_bytes(), headers,
                                                          self._timeout)

@@ -17,7 +17,7 @@ than the holder's is stale. The key is never deleted: the bucket's TTL clears id
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from nats.js import JetStreamContext
@@ -25,9 +25,11 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from switchboard_runtime.bus.kv import kv_replicas
+from switchboard_runtime.eventsourcing import LruCache
 
 LEASES_BUCKET = "sender-going-out"
 LEASES_TTL_S = 86400.0  # far beyond any reply's sending time
+REMEMBERED = 10_000  # conversations whose key's last revision is kept (a few MB at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +51,12 @@ class Holder:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A conversation's key as read: its holder (None: nobody yet) and revision (0: none)."""
+    """A conversation's key: its holder (None: nobody yet) and revision (0: none); ``fresh``
+    when just read, else as last seen by this process (``Leases.known``)."""
 
     holder: Holder | None
     revision: int
+    fresh: bool = True
 
 
 async def open_leases_bucket(js: JetStreamContext, replicas: int | None) -> KeyValue:
@@ -67,22 +71,39 @@ async def open_leases_bucket(js: JetStreamContext, replicas: int | None) -> KeyV
 
 
 class Leases:
-    def __init__(self, bucket: KeyValue) -> None:
+    def __init__(self, bucket: KeyValue, remembered: int = REMEMBERED) -> None:
         self._bucket = bucket
+        # Per conversation, the key as this process last read or wrote it: usually still
+        # current, so a claim is one compare-and-set, without reading the key first.
+        self._known: LruCache[str, Lease] = LruCache(remembered)
+
+    def known(self, conversation_id: str) -> Lease:
+        """The key as last seen here (never seen: assumed absent). A guess for a write, which
+        the compare-and-set checks; never enough to decide that another reply holds it."""
+        found = self._known.get(conversation_id)
+        return replace(found, fresh=False) if found is not None else Lease(None, 0, fresh=False)
 
     async def read(self, conversation_id: str) -> Lease:
         try:
             entry = await self._bucket.get(conversation_id)
         except KeyNotFoundError:
-            return Lease(None, 0)
-        holder = Holder.from_bytes(entry.value) if entry.value else None
-        return Lease(holder, entry.revision or 0)
+            lease = Lease(None, 0)
+        else:
+            holder = Holder.from_bytes(entry.value) if entry.value else None
+            lease = Lease(holder, entry.revision or 0)
+        self._known.put(conversation_id, lease)
+        return lease
 
     async def write(self, conversation_id: str, holder: Holder, revision: int) -> int | None:
         """Set the holder if the key is still at ``revision``: the new revision, or None."""
         try:
             if revision == 0:
-                return await self._bucket.create(conversation_id, holder.to_bytes())
-            return await self._bucket.update(conversation_id, holder.to_bytes(), last=revision)
+                written = await self._bucket.create(conversation_id, holder.to_bytes())
+            else:
+                written = await self._bucket.update(conversation_id, holder.to_bytes(),
+                                                    last=revision)
         except KeyWrongLastSequenceError:
+            self._known.drop(conversation_id)
             return None
+        self._known.put(conversation_id, Lease(holder, written))
+        return written

@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from switchboard_contracts import Envelope
+from switchboard_contracts import Envelope, EventData, registry
+from switchboard_contracts.events.sender import (
+    DeliveryStatusApplied,
+    OutboundMessageFailed,
+    OutboundMessageSent,
+    OutboundPartAttempted,
+    OutboundReplyAccepted,
+)
 
 from .rules import FAILED_STATUSES, releases_next_part
 
@@ -55,7 +62,8 @@ class PartState:
 @dataclass
 class ReplyState:
     reply_id: str
-    accepted: Envelope | None = None
+    accepted: Envelope | None = None  # the first event: what later events are caused by
+    acceptance: OutboundReplyAccepted | None = None  # its typed payload
     turn: int = 0
     texts: list[str] = field(default_factory=list)
     to_address: str = ""
@@ -91,46 +99,47 @@ class ReplyState:
         return all(self.part(n).message_sid for n in range(1, self.count + 1))
 
 
+def apply(state: ReplyState, envelope: Envelope, data: EventData, seq: int) -> ReplyState:
+    """Fold one event in (``data``: its typed payload, decoded by the registry); other types
+    (a fired timer) only move the version."""
+    state.version = max(state.version, seq)
+    match data:
+        case OutboundReplyAccepted():
+            state.accepted, state.acceptance = envelope, data
+            state.turn, state.texts = data.turn, list(data.texts)
+            state.to_address, state.from_address = data.to_address, data.from_address
+            state.account_sid = data.account_sid
+            state.kind, state.purpose, state.after = data.kind, data.purpose, data.after
+            state.media_url, state.content_sid = data.media_url, data.content_sid
+            state.content_variables = dict(data.content_variables)
+            state.request_seq = data.request_seq or 0
+        case OutboundPartAttempted():
+            state.part(data.part).attempts.append(AttemptRecord(
+                data.attempt, data.attempted_at or envelope.occurred_at, envelope.causation_id))
+        case OutboundMessageSent():
+            part = state.part(data.part)
+            if part.message_sid is None:
+                part.message_sid = data.message_sid
+                part.sent_at = envelope.occurred_at
+        case OutboundMessageFailed():
+            part = state.part(data.part)
+            part.failed = part.failed or data.reason
+        case DeliveryStatusApplied():
+            found = state.by_sid(data.message_sid)
+            if found is not None:
+                found.status, found.status_error = data.status, data.error_code
+    return state
+
+
 def fold(reply_id: str, events: Iterable[tuple[Envelope, int]]) -> ReplyState:
+    """State from ``(envelope, stream sequence)`` pairs in stream order, each typed by the
+    registry (as the conversation folds its own: ``registry.decode``)."""
     state = ReplyState(reply_id)
     for envelope, seq in events:
-        state.version = max(state.version, seq)
-        data = envelope.data
-        kind = envelope.type
-        if kind == "OutboundReplyAccepted":
-            state.accepted = envelope
-            state.turn = int(data["turn"])
-            state.texts = list(data["texts"])
-            state.to_address = data["to_address"]
-            state.from_address = data["from_address"]
-            state.account_sid = data["account_sid"]
-            state.kind = data.get("kind")
-            state.purpose = data.get("purpose")
-            state.after = data.get("after")
-            state.media_url = data.get("media_url")
-            state.content_sid = data.get("content_sid")
-            state.content_variables = dict(data.get("content_variables") or {})
-            state.request_seq = int(data.get("request_seq") or 0)
-        elif kind == "OutboundPartAttempted":
-            at = data.get("attempted_at")
-            state.part(int(data["part"])).attempts.append(AttemptRecord(
-                int(data["attempt"]),
-                datetime.fromisoformat(at) if at else envelope.occurred_at,
-                envelope.causation_id,
-            ))
-        elif kind == "OutboundMessageSent":
-            part = state.part(int(data["part"]))
-            if part.message_sid is None:
-                part.message_sid = data["message_sid"]
-                part.sent_at = envelope.occurred_at
-        elif kind == "OutboundMessageFailed":
-            part = state.part(int(data["part"]))
-            part.failed = part.failed or data["reason"]
-        elif kind == "DeliveryStatusApplied":
-            found = state.by_sid(data["message_sid"])
-            if found is not None:
-                found.status = data["status"]
-                found.status_error = data.get("error_code")
+        if envelope.type in registry:
+            apply(state, envelope, registry.decode(envelope).data, seq)
+        else:
+            state.version = max(state.version, seq)
     return state
 
 

@@ -38,6 +38,7 @@ from .state import ReplyState, fold, reply_subject, reply_tree
 log = get_logger(__name__)
 
 MESSAGES_BUCKET = "sender-messages"
+MAX_CONFLICTS = 8  # appends to one reply (or writes of one lease) lost to others, then give up
 FIRST_REREAD_S = 0.005  # then doubled, within READ_SETTLE_S
 READ_SETTLE_S = 2.0  # then the event is retried (the consumer's redelivery delays)
 

@@ -34,6 +34,10 @@ from .loadgen import Run, closed_loop, open_loop, post_request
 ACCOUNT, TOKEN, NUMBER = "AC" + "a" * 32, "f" * 32, "whatsapp:+14155550100"
 PATH = "/twilio/whatsapp/inbound"
 REQUESTS, CONNECTIONS, ROUNDS = 4000, 32, 2
+# Distinct WhatsApp senders the webhooks cycle through: each one is a key of the per-sender
+# limit, synced across replicas once per sync interval while it is active (ADR 0015), so the
+# mix sets the limits' background traffic. 1,000 (the default) is a busy number's many users.
+SENDERS = int(os.environ.get("BENCH_GATEWAY_SENDERS", "1000"))
 BIN = Path(sys.executable).parent
 
 
@@ -44,9 +48,9 @@ def _requests(port: int, count: int) -> list[bytes]:
     for i in range(count):
         message = "SM" + uuid.uuid4().hex
         params = {"MessageSid": message, "SmsMessageSid": message, "AccountSid": ACCOUNT,
-                  "From": f"whatsapp:+4477009{i % 1000:05d}", "To": NUMBER,
+                  "From": f"whatsapp:+4477009{i % SENDERS:05d}", "To": NUMBER,
                   "Body": "Hello! Is the clinic open tomorrow morning?", "NumMedia": "0",
-                  "NumSegments": "1", "WaId": f"4477009{i % 1000:05d}", "ProfileName": "Ada",
+                  "NumSegments": "1", "WaId": f"4477009{i % SENDERS:05d}", "ProfileName": "Ada",
                   "MessageType": "text", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    "X-Twilio-Signature": validator.compute_signature(url, params)}
@@ -79,13 +83,22 @@ def _cpu_s(pid: int) -> float:
 
 
 async def _measured(proc: subprocess.Popen[bytes], port: int, count: int,
-                    cpu_us: list[float]) -> Run:
-    """A closed-loop round; appends the server's CPU microseconds per request to cpu_us."""
+                    cpu_us: list[float], nats: NatsServer | None = None,
+                    nats_msgs: list[float] | None = None) -> Run:
+    """A closed-loop round; appends the server's CPU microseconds per request to cpu_us and,
+    given the NATS server, the messages it received per request to nats_msgs."""
     requests = _requests(port, count)
-    before = _cpu_s(proc.pid)
+    before, msgs_before = _cpu_s(proc.pid), _nats_in_msgs(nats)
     run = await closed_loop(port, requests, CONNECTIONS)
     cpu_us.append((_cpu_s(proc.pid) - before) / count * 1e6)
+    if nats_msgs is not None:
+        nats_msgs.append((_nats_in_msgs(nats) - msgs_before) / count)
     return run
+
+
+def _nats_in_msgs(nats: NatsServer | None) -> int:
+    """Messages the NATS server has received from its clients so far (its /varz)."""
+    return int(nats.monitor("/varz")["in_msgs"]) if nats is not None else 0
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -115,15 +128,17 @@ async def main() -> Result:
     bare_runs: list[Run] = []
     ours_cpu: list[float] = []
     bare_cpu: list[float] = []
+    ours_msgs: list[float] = []
     try:
         await closed_loop(gw_port, _requests(gw_port, 300), 8)  # warm-up
         await closed_loop(bare_port, _requests(bare_port, 300), 8)
         for r in range(ROUNDS):
             bare_runs.append(await _measured(bare, bare_port, REQUESTS, bare_cpu))
-            ours_runs.append(await _measured(gateway, gw_port, REQUESTS, ours_cpu))
+            ours_runs.append(await _measured(gateway, gw_port, REQUESTS, ours_cpu, server,
+                                             ours_msgs))
             print(f"round {r + 1}: bare {bare_runs[-1].rate:.0f}/s ({bare_cpu[-1]:.0f} us CPU/req)"
-                  f"  gateway {ours_runs[-1].rate:.0f}/s ({ours_cpu[-1]:.0f} us CPU/req)"
-                  f"  statuses {ours_runs[-1].statuses}")
+                  f"  gateway {ours_runs[-1].rate:.0f}/s ({ours_cpu[-1]:.0f} us CPU/req,"
+                  f" {ours_msgs[-1]:.2f} NATS msgs/req)  statuses {ours_runs[-1].statuses}")
         half = median([run.rate for run in bare_runs]) / 2
         paced = await open_loop(gw_port, _requests(gw_port, int(half * 8)), half, 64)
         paced_bare = await open_loop(bare_port, _requests(bare_port, int(half * 8)), half, 64)
@@ -142,6 +157,7 @@ async def main() -> Result:
         baseline=bare_rate,
         goal=">= 0.60 of the bare rate; p99 < 20 ms at half the bare rate",
         conditions={"requests_per_round": REQUESTS, "connections": CONNECTIONS,
+                    "distinct senders": SENDERS,
                     "rounds": ROUNDS, "server": "uvicorn, uvloop + httptools, 1 process each",
                     "nats": "nats-server 2.15.1 single node, sync_interval "
                             + ("always" if sync_always else "default (2 min)"),
@@ -162,6 +178,8 @@ async def main() -> Result:
             "server CPU us per request bare / gateway (median)":
                 f"{median(bare_cpu):.0f} / {median(ours_cpu):.0f}",
             "cpu ratio bare/gateway": round(median(bare_cpu) / median(ours_cpu), 3),
+            # The publish, the stored-sids note and the limits' syncs (PubAcks not counted).
+            "NATS messages received per webhook (median)": round(median(ours_msgs), 2),
             "load average at the start / end": f"{load_at_start:.1f} / {os.getloadavg()[0]:.1f}",
         },
     )

@@ -326,13 +326,7 @@ class SharedLimit:
 
     async def allowed(self, key: str) -> bool:
         """Whether one more hit fits, without counting it."""
-        estimate, count = self._counters._estimate(self.scope, self.rate, key)
-        # Hits admitted by others while this one waited are not in that sync: until the
-        # unsynced hits are under the burst again (or the sync fails and decisions go local).
-        while count.pending >= self.burst and self._counters._shared():
-            await self._counters._sync_now(self.scope, self.rate, key)
-            estimate, count = self._counters._estimate(self.scope, self.rate, key)
-        return estimate + 1 <= self.rate.amount
+        return (await self._fits(key)) is not None
 
     def count(self, key: str, hits: int = 1) -> None:
         """Count hits now (locally; the next sync shares them); negative gives hits back."""
@@ -340,10 +334,21 @@ class SharedLimit:
 
     async def hit(self, key: str) -> bool:
         """Count one hit if it fits; answers whether it did."""
-        if not await self.allowed(key):
+        count = await self._fits(key)
+        if count is None:
             return False
-        self.count(key)
+        count.pending += 1  # the current window's, as just estimated: its key derived once
         return True
+
+    async def _fits(self, key: str) -> _Count | None:
+        """The current window's count if one more hit fits, else None."""
+        estimate, count = self._counters._estimate(self.scope, self.rate, key)
+        # Hits admitted by others while this one waited are not in that sync: until the
+        # unsynced hits are under the burst again (or the sync fails and decisions go local).
+        while count.pending >= self.burst and self._counters._shared():
+            await self._counters._sync_now(self.scope, self.rate, key)
+            estimate, count = self._counters._estimate(self.scope, self.rate, key)
+        return count if estimate + 1 <= self.rate.amount else None
 
 
 class LimitSettings(BaseSettings):

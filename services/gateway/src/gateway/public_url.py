@@ -15,10 +15,12 @@ def public_url(
 ) -> str:
     """``base_url`` + path + query when configured; else the forwarded scheme and host, but
     only from a trusted proxy; else the URL as this process received it."""
+    if base_url:  # from the ASGI scope: request.url would build and parse a whole URL first
+        raw_query = request.scope["query_string"]
+        query = f"?{raw_query.decode('latin-1')}" if raw_query else ""
+        return f"{base_url}{request.scope['path']}{query}"
     path = request.url.path
     query = f"?{request.url.query}" if request.url.query else ""
-    if base_url:
-        return f"{base_url}{path}{query}"
     client = request.client.host if request.client else None
     if client and _trusted(client, trusted_proxies):
         proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()

@@ -136,7 +136,7 @@ class Webhooks:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
             finally:
-                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar(span))
                 context.detach(token)
                 span.end()
 

@@ -22,6 +22,13 @@ def test_envelope_round_trips_and_types_its_payload() -> None:
     assert back.version == "1.0" and back.type == "InboundMessageReceived"
 
 
+def test_the_wire_form_is_pydantics_json() -> None:
+    env = Envelope.wrap(InboundMessageReceived(
+        message_sid="SM1", account_sid="AC1", from_address="whatsapp:+1", to_address="whatsapp:+2",
+        body="héllo ✓ \"quoted\""), correlation_id="SM1", tenant_id="t1")
+    assert env.to_bytes() == env.model_dump_json().encode()
+
+
 def test_a_caused_event_keeps_correlation_and_points_at_its_cause() -> None:
     first = Envelope.wrap(inbound(), correlation_id="SM1", tenant_id="t1", conversation_id="c1")
     status = DeliveryStatusReported(message_sid="SM2", account_sid="AC1", status="sent")

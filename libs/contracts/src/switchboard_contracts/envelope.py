@@ -98,7 +98,8 @@ class Envelope(BaseModel):
         return Envelope.wrap(data, **fields)
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+        # model_dump_json().encode() without the str in between.
+        return self.__pydantic_serializer__.to_json(self)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:

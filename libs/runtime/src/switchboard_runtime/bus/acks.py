@@ -14,6 +14,7 @@ and no answer within the timeout is ``nats.errors.TimeoutError``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import weakref
 
@@ -25,6 +26,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 STATUS = "Status"
 NO_RESPONDERS = "503"
+_PUB_ACK_FIELDS = frozenset(field.name for field in dataclasses.fields(PubAck))
 
 
 class AckWaiter:
@@ -51,15 +53,16 @@ class AckWaiter:
                     self._subscribed = True
         self._sent += 1
         reply = f"{self._inbox}.{self._sent}"
-        answer: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Msg] = loop.create_future()
         self._waiting[reply] = answer
+        # A timer that fails the answer: less work than asyncio.timeout's cancellation.
+        expiry = loop.call_later(timeout_s, _expire, answer)
         try:
             await nc.publish(subject, payload, reply=reply, headers=headers)
-            async with asyncio.timeout(timeout_s):
-                msg = await answer
-        except TimeoutError:
-            raise nats.errors.TimeoutError from None
+            msg = await answer
         finally:
+            expiry.cancel()
             self._waiting.pop(reply, None)
         return _pub_ack(msg)
 
@@ -69,12 +72,19 @@ class AckWaiter:
             answer.set_result(msg)
 
 
+def _expire(answer: asyncio.Future[Msg]) -> None:
+    if not answer.done():
+        answer.set_exception(nats.errors.TimeoutError())
+
+
 def _pub_ack(msg: Msg) -> PubAck:
     if not msg.data and msg.headers and msg.headers.get(STATUS) == NO_RESPONDERS:
         raise NoStreamResponseError
     answer = json.loads(msg.data)
     if "error" in answer:
         raise APIError.from_error(answer["error"])
+    if answer.keys() <= _PUB_ACK_FIELDS:  # from_response's result, without its field scan
+        return PubAck(**answer)
     return PubAck.from_response(answer)
 
 

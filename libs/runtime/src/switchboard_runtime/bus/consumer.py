@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from switchboard_contracts import Envelope, Event, Registry, UnknownEventType, UnsupportedVersion
@@ -40,8 +40,9 @@ from ..telemetry.metrics import (
     CONSUMER_LAG,
     EVENTS_HANDLED,
     EVENTS_REDELIVERED,
+    HANDLER_BUCKETS,
     HANDLER_SECONDS,
-    trace_exemplar,
+    TracedHistogram,
 )
 from ..telemetry.spans import start_consumer_span
 from .deadletters import REPLAY, dead_letter, replay_durable, replay_subject
@@ -164,7 +165,7 @@ class Consumer:
         self._fetchers: list[PullFetcher] = []
         self._lag_task: asyncio.Task[None] | None = None
         # Per (durable, event type): the latency and "ok" series, looked up once, not per event.
-        self._series: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
+        self._series: dict[tuple[str, str], tuple[TracedHistogram, Counter]] = {}
 
     @property
     def specs(self) -> tuple[ConsumerSpec, ...]:
@@ -336,7 +337,7 @@ class Consumer:
                 if progress is not None:
                     progress.cancel()
                 seconds, handled_ok = self._series_of(durable, env.type)
-                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar())
+                seconds.observe(time.perf_counter() - started, span)
             await msg.ack()
             handled_ok.inc()
         except BaseException as exc:  # the ack or the dead letter failed, or cancelled
@@ -348,11 +349,11 @@ class Consumer:
             span.end()
             structlog.contextvars.reset_contextvars(**log_context)
 
-    def _series_of(self, durable: str, env_type: str) -> tuple[Histogram, Counter]:
+    def _series_of(self, durable: str, env_type: str) -> tuple[TracedHistogram, Counter]:
         series = self._series.get((durable, env_type))
         if series is None:
             series = self._series[(durable, env_type)] = (
-                HANDLER_SECONDS.labels(durable, env_type),
+                TracedHistogram(HANDLER_SECONDS.labels(durable, env_type), HANDLER_BUCKETS),
                 EVENTS_HANDLED.labels(durable, env_type, "ok"),
             )
         return series

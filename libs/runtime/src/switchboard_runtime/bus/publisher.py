@@ -17,7 +17,12 @@ from opentelemetry import trace
 from prometheus_client import Counter
 from switchboard_contracts import Envelope
 
-from ..telemetry.metrics import EVENTS_PUBLISHED, PUBLISH_SECONDS, trace_exemplar
+from ..telemetry.metrics import (
+    EVENTS_PUBLISHED,
+    PUBLISH_BUCKETS,
+    PUBLISH_SECONDS,
+    TracedHistogram,
+)
 from ..telemetry.spans import start_producer_span, write_traceparent
 from .acks import ack_waiter
 
@@ -34,7 +39,7 @@ class Publisher:
         self._timeout = timeout_s
         # The server refuses the publish unless the subject belongs to this stream.
         self._headers = {EXPECTED_STREAM: stream}  # copied by each publish
-        self._publish_seconds = PUBLISH_SECONDS.labels(stream)
+        self._publish_seconds = TracedHistogram(PUBLISH_SECONDS.labels(stream), PUBLISH_BUCKETS)
         self._published: dict[str, Counter] = {}
 
     async def publish(
@@ -70,8 +75,7 @@ class Publisher:
             started = time.perf_counter()
             ack = await ack_waiter(self._js._nc).publish(subject, envelope.to_bytes(), headers,
                                                          self._timeout)
-            self._publish_seconds.observe(time.perf_counter() - started,
-                                          exemplar=trace_exemplar(span))
+            self._publish_seconds.observe(time.perf_counter() - started, span)
             self._published_counter(envelope.type).inc()
             span.set_attribute("messaging.nats.stream_seq", ack.seq)
             if ack.duplicate:

@@ -45,6 +45,7 @@ RATE, SECONDS = float(os.environ.get("BENCH_RATE", 15)), int(os.environ.get("BEN
 BIN = Path(sys.executable).parent
 SERVICES = ("gateway", "conversation", "agent", "sender")
 REPLICAS = tuple(int(n) for n in os.environ.get("BENCH_REPLICAS", "1,2").split(","))
+STORED = "@stored"  # suffix of an event's mark: when JetStream stored it
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -133,8 +134,11 @@ async def _hops(nats_url: str) -> dict[str, list[float]]:
                 except ValueError:
                     continue
                 if env.type in types:
-                    marks.setdefault(env.correlation_id, {}).setdefault(
-                        env.type, env.occurred_at.timestamp())
+                    times = marks.setdefault(env.correlation_id, {})
+                    times.setdefault(env.type, env.occurred_at.timestamp())
+                    # When JetStream stored it: splits a hop into the producer's append and
+                    # the consumer's delivery and work.
+                    times.setdefault(env.type + STORED, msg.metadata.timestamp.timestamp())
         await sub.unsubscribe()
     await nc.close()
     chain = ["InboundMessageReceived", "ReplyRequested", "ReplyGenerated",
@@ -149,7 +153,17 @@ async def _hops(nats_url: str) -> dict[str, list[float]]:
               ("ReplyGenerated", "AssistantMessageAppended")),
              ("  sender: recorded -> attempt", ("OutboundReplyAccepted", "OutboundPartAttempted")),
              ("  conversation accepted -> sender's attempt",
-              ("AssistantMessageAppended", "OutboundPartAttempted"))]
+              ("AssistantMessageAppended", "OutboundPartAttempted")),
+             # Each side of the hops above: decided (occurred_at) -> stored -> next decided.
+             ("  conversation: inbound stored -> reply requested",
+              ("InboundMessageReceived" + STORED, "ReplyRequested")),
+             ("  conversation: reply requested -> stored",
+              ("ReplyRequested", "ReplyRequested" + STORED)),
+             ("  agent: request stored -> reply generated",
+              ("ReplyRequested" + STORED, "ReplyGenerated")),
+             ("  agent: reply generated -> stored", ("ReplyGenerated", "ReplyGenerated" + STORED)),
+             ("  conversation: reply stored -> accepted and stored",
+              ("ReplyGenerated" + STORED, "AssistantMessageAppended" + STORED))]
     hops: dict[str, list[float]] = {name: [] for name, _ in spans}
     for times in marks.values():
         for name, (a, b) in spans:
@@ -324,6 +338,9 @@ async def main() -> Result:
         extra[f"{replicas} replica(s): load average 1/5/15 min before"] = found["load"]
         extra[f"{replicas} replica(s): CPU s per service during the run"] = {
             name: round(value, 2) for name, value in found["cpu"].items()}
+        extra[f"{replicas} replica(s): CPU ms per reply per service"] = {
+            name: round(value * 1000 / max(len(lat), 1), 1)
+            for name, value in found["cpu"].items()}
         extra[f"{replicas} replica(s): sender's view waits"] = found["views"]
         extra[f"{replicas} replica(s): median ms per hop"] = {
             name: round(statistics.median(v) * 1000, 1) for name, v in found["hops"].items()

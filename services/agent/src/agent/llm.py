@@ -13,15 +13,14 @@ tool calls (``tools.py``) with or without text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import anyio.lowlevel
 import openai
-from openai import AsyncOpenAI, omit
+from openai import AsyncOpenAI
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionMessageFunctionToolCall,
-    ChatCompletionMessageParam,
     ChatCompletionToolParam,
 )
 from switchboard_runtime.http import retry_after
@@ -116,9 +115,9 @@ class OpenAIChat:
     async def warm_up(self, endpoint: Endpoint) -> None:
         """At start-up, what the SDK otherwise does during the first call, on the event loop
         (about 0.3 s of CPU, while every turn behind it waits): build the endpoint's client,
-        import the chat resource and anyio's asyncio backend, build the response models.
+        load anyio's asyncio backend, build the response models.
         Nothing is sent to the endpoint."""
-        _ = self._client(endpoint).chat.completions  # its modules are imported on first use
+        self._client(endpoint)
         await anyio.lowlevel.checkpoint()  # loads anyio's backend (the HTTP transport's I/O)
         ChatCompletion.model_validate(_SAMPLE_ANSWER)
 
@@ -126,14 +125,20 @@ class OpenAIChat:
         if request.endpoint is None:
             raise PermanentLLMError("no LLM endpoint")
         client = self._client(request.endpoint)
+        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        if request.max_tokens:
+            body["max_tokens"] = request.max_tokens
+        if request.tools:
+            body["tools"] = list(request.tools)
         try:
-            response = await client.chat.completions.create(
-                model=request.model,
-                messages=cast("list[ChatCompletionMessageParam]", request.messages),
-                timeout=request.timeout_s,
-                max_tokens=request.max_tokens or omit,
-                tools=list(request.tools) or omit,
-            )
+            # The SDK's generic POST (its client, auth, timeout, errors and response model),
+            # not chat.completions.create: create walks the messages and the tools' JSON
+            # schemas through its TypedDict transform on every call (about 0.8 ms of CPU with
+            # the handoff tool, 2.7 -> 1.9 ms a call), which changes nothing in these
+            # wire-format dicts.
+            response = await client.post("/chat/completions", body=body,
+                                         cast_to=ChatCompletion,
+                                         options={"timeout": request.timeout_s})
         except openai.APITimeoutError:
             raise TransientLLMError("timeout") from None
         except openai.APIConnectionError:

@@ -5,7 +5,6 @@ at Twilio before calling again."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from urllib.parse import quote
 
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.sender import OutboundPartAttempted
+from switchboard_runtime.http import backoff_or_retry_after
 from switchboard_runtime.telemetry import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -30,6 +30,7 @@ from .twilio_api import Credentials, MessagesApi, TwilioCallError
 log = get_logger(__name__)
 
 STATUS_PATH = "/twilio/whatsapp/status"
+RETRY_AFTER_MAX_S = 30.0  # half the consumers' ack wait (60 s)
 
 
 class TransientFailure(Exception):
@@ -41,6 +42,10 @@ class TransientFailure(Exception):
         self.error = error
         # The attempt's time when the call may have created the message (timeout, 5xx).
         self.maybe_created_at = maybe_created_at
+
+
+def _retry_after(error: BaseException) -> float | None:
+    return error.error.retry_after_s if isinstance(error, TransientFailure) else None
 
 
 def _content(state: ReplyState, number: int) -> dict[str, Any]:
@@ -66,6 +71,10 @@ class Calls:
         self._outcomes = outcomes
         self._clock = clock
         self._skew = timedelta(seconds=settings.lookup_skew_s)
+        # Exponential with jitter, never sooner than Twilio's Retry-After (the runtime's one
+        # such wait), which is capped so that a wild header cannot outlast the ack wait.
+        self._backoff = backoff_or_retry_after(
+            settings.retry_base_s, settings.retry_max_s, RETRY_AFTER_MAX_S, _retry_after)
 
     async def send(self, state: ReplyState, cause: Envelope, credentials: Credentials,
                    number: int, revision: int) -> None:
@@ -172,17 +181,6 @@ class Calls:
             return None
         turn = quote(state.accepted.correlation_id, safe="")
         return f"{base}{STATUS_PATH}?correlation_id={turn}"
-
-    def _backoff(self, retry_state: RetryCallState) -> float:
-        """Exponential with jitter; never sooner than Twilio's Retry-After."""
-        base, cap = self._settings.retry_base_s, self._settings.retry_max_s
-        ceiling = min(cap, base * 2 ** (retry_state.attempt_number - 1))
-        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, TransientFailure) and error.error.retry_after_s is not None:
-            delay = max(delay, error.error.retry_after_s + random.uniform(0, base))  # noqa: S311
-        return delay
 
     @staticmethod
     def _count_retry(retry_state: RetryCallState) -> None:

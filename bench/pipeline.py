@@ -300,12 +300,15 @@ async def main() -> Result:
                 wait_for_port(process.port, 60)
             await asyncio.sleep(1.0)
             load_before = _load()
-            cpu_before = {p.name: _cpu_s(p.pid) for p in processes}
+            # The simulators too: not ours (llm-sim stands for the LLM, twilio-sim for Twilio and
+            # also answers the bench's polls), but they share the cores.
+            watched = [*processes, *helpers]
+            cpu_before = {p.name: _cpu_s(p.pid) for p in watched}
             latencies, hops = await _run_ours(server.url, sim_url, gateway_port, str(replicas))
             views = await _view_waits([p.port for p in processes if p.name.startswith("sender")])
             cpu: dict[str, float] = {}
-            for p in processes:  # per service, summed over its replicas
-                service = p.name.split("-")[0]
+            for p in watched:  # per service, summed over its replicas
+                service = p.name if p in helpers else p.name.split("-")[0]
                 cpu[service] = cpu.get(service, 0.0) + _cpu_s(p.pid) - cpu_before[p.name]
             for process in reversed(processes):
                 process.stop()

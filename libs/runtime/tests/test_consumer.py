@@ -7,13 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import structlog
+from nats.aio.msg import Msg
 from opentelemetry import trace
 from switchboard_contracts import Envelope
 from switchboard_contracts.deadletter import DeadLetter
 from switchboard_contracts.topology import DEADLETTER, GATEWAY
 from switchboard_devstack.waiting import drained, eventually
 from switchboard_runtime.bus import Consumer, ConsumerSpec, Publisher
+from switchboard_runtime.bus.consumer import _delivered
 from switchboard_runtime.bus.pull import PullFetcher
 from switchboard_runtime.deadletters.store import list_dead_letters
 from switchboard_runtime.telemetry import configure_tracing
@@ -221,3 +224,15 @@ async def test_the_handler_runs_in_the_events_context_and_the_outer_one_comes_ba
                        "event_id": str(sent.event_id), "event_type": sent.type}]
     assert after == {"consumer": "outer", "request": "kept"}
     assert span_after is trace.INVALID_SPAN  # the consumer span is current no longer
+
+
+@pytest.mark.parametrize("reply", [
+    "$JS.ACK.GATEWAY.test-consumer.3.1042.17.1700000000123456789.5",
+    "$JS.ACK._.ACCHASH.GATEWAY.test-consumer.3.1042.17.1700000000123456789.5.rand",
+    "$JS.ACK.hub.ACCHASH.GATEWAY.test-consumer.3.1042.17.1700000000123456789.5",
+])
+def test_the_ack_subject_is_read_as_nats_py_reads_it(reply) -> None:
+    msg = Msg(None, subject=SUBJECT, reply=reply)  # type: ignore[arg-type]
+    meta = msg.metadata
+    assert _delivered(msg) == (meta.consumer, meta.num_delivered, meta.sequence.stream)
+    assert _delivered(msg) == ("test-consumer", 3, 1042)

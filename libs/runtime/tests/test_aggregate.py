@@ -131,6 +131,15 @@ async def test_replay_reads_more_than_one_batch_and_leaves_no_consumer(nc, js) -
     assert (await js.stream_info(CONVERSATION.name)).state.consumer_count == before
 
 
+def test_event_ids_are_uuid5_of_the_fact() -> None:
+    other = uuid.uuid4()
+    for parts in (("c1", "ReplyRequested:1"), ("InboundMessageReceived", "SM" + "0" * 32),
+                  ("",), ("é€", "x" * 300)):
+        for namespace in (NS, other):
+            assert event_id_for(namespace, *parts) == uuid.uuid5(namespace, ":".join(parts))
+    assert event_id_for(NS, "a") == event_id_for(NS, "a")  # the cached prefix is not consumed
+
+
 def test_event_ids_and_schedule_times_have_one_form() -> None:
     assert event_id_for(NS, "c1", "ReplyRequested:1") == event_id_for(NS, "c1", "ReplyRequested:1")
     assert event_id_for(NS, "c1", "ReplyRequested:1") != event_id_for(NS, "c2", "ReplyRequested:1")

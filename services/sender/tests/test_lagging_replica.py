@@ -14,12 +14,17 @@ lagging follower would answer it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 import sender.store
+from sender.outcomes import Outcomes
+from sender.state import ReplyState
+from sender.store import MAX_CONFLICTS, ReplyStore, open_messages_bucket
 from sender_helpers import (
     attempts,
     eventually,
+    of_type,
     publish_reply,
     reply,
     seed_conversation,
@@ -27,6 +32,9 @@ from sender_helpers import (
     set_view,
     wait_for,
 )
+from switchboard_contracts.events.sender import OutboundReplyAccepted
+from switchboard_contracts.topology import SENDER
+from switchboard_runtime.bus import Publisher, ensure_streams
 from switchboard_runtime.eventsourcing import Stored, replay
 
 
@@ -109,3 +117,34 @@ async def test_a_waiting_reply_whose_timer_is_read_on_a_lagging_replica_goes_on_
         await wait_for(js, reply_id, "OutboundMessageSent", timeout_s=10)
     assert replica.stale_reads >= 1
     assert len(await attempts(sim)) == 1
+
+
+async def test_an_outcome_another_delivery_recorded_first_is_kept_read_from_a_lagging_replica(
+    js, lagging, monkeypatch
+) -> None:
+    """Two deliveries hold the same reply at the same version; the second's outcome conflicts.
+    Its reads after the conflict are answered by a replica that lags (more reads than
+    ``MAX_CONFLICTS``): they are read again until they show the conflicting append, not
+    decided on (each would be one more conflict, and the outcome given up), and then the
+    part's outcome is not appended twice and the state in hand is the stored one."""
+    await ensure_streams(js, (SENDER,))
+    store = ReplyStore(js, Publisher(js, SENDER.name), await open_messages_bucket(js, 1, None))
+    cause = reply(await seed_conversation(js), "One outcome per part.")
+    reply_id = str(cause.event_id)
+    acceptance = OutboundReplyAccepted(turn=1, texts=["One outcome per part."],
+                                       to_address="u", from_address="b", account_sid="a")
+    recorded = (cause.caused(acceptance), acceptance)
+    assert await store.decide(ReplyState(reply_id), lambda s: None if s.accepted else recorded)
+    mine, theirs = await store.load(reply_id), await store.load(reply_id)
+    outcomes = Outcomes(store, timedelta(seconds=5))
+    await outcomes.sent(theirs, cause, 1, "SMtheirs", "created")
+
+    monkeypatch.setattr(sender.store, "FIRST_REREAD_S", 0.001)
+    replica = LaggingReplica(reply_id, stale=frozenset(range(1, MAX_CONFLICTS + 1)))
+    lagging(replica)
+    await outcomes.sent(mine, cause, 1, "SMmine", "created")
+
+    assert replica.stale_reads == MAX_CONFLICTS
+    sent = of_type(await sender_events(js, reply_id), "OutboundMessageSent")
+    assert [e.data["message_sid"] for e in sent] == ["SMtheirs"]
+    assert mine.part(1).message_sid == "SMtheirs" and mine.version == theirs.version

@@ -95,10 +95,13 @@ class Calls:
                     return
                 attempt_no += 1
                 attempted_at = self._clock()
-                await self._store.append(state, state.accepted.caused(OutboundPartAttempted(
+                attempted = OutboundPartAttempted(
                     turn=state.turn, part=number, parts=state.count, attempt=attempt_no,
                     attempted_at=attempted_at,
-                ), causation_id=cause.event_id))
+                )
+                # A plain append (a conflict goes back to the drive loop, before any call).
+                await self._store.append(state, (
+                    state.accepted.caused(attempted, causation_id=cause.event_id), attempted))
                 # Renewed after the attempt is recorded: a reply that takes over later sees
                 # the attempt in flight and waits; one that took over already wins here.
                 renewed = await self._claims.renew(state, conversation_id, revision)

@@ -41,8 +41,8 @@ from .ratelimit import SenderPacer
 from .rules import status_applies
 from .settings import SenderSettings
 from .splitting import split_message
-from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, apply, next_action
-from .store import MAX_CONFLICTS, ReplyStore
+from .state import Done, FailRest, InFlight, ReplyState, Send, Wait, next_action
+from .store import MAX_CONFLICTS, Decision, ReplyStore
 from .twilio_api import Credentials, MessagesApi
 from .view_watch import ViewWatch
 from .waits import Waits
@@ -124,13 +124,11 @@ class Sender:
         reply_id = str(env.event_id)
         state = await self._store.load(reply_id)
         if state.accepted is None:
-            recorded = env.caused(acceptance)
-            try:
-                await self._store.append(state, recorded)
-                apply(state, recorded, acceptance, state.version)  # in hand = as stored
+            # In hand after the append: the stored state (or, if another delivery recorded
+            # it first, the state read again after the conflict).
+            recorded = (env.caused(acceptance), acceptance)
+            if await self._store.decide(state, lambda s: None if s.accepted else recorded):
                 metrics.PARTS_PER_REPLY.observe(len(acceptance.texts))
-            except ConcurrencyConflict:  # another delivery recorded it first: read it back
-                state = await self._store.load(reply_id, at_least=state.version + 1)
             if not acceptance.texts:
                 await self._outcomes.failed(state, env, 1, "empty_reply", None)
                 return
@@ -145,26 +143,25 @@ class Sender:
             self._unknown(env, data.status)
             return
         state = await self._store.load(ref.reply_id, at_least=1)  # its sid is known: recorded
-        for _ in range(MAX_CONFLICTS):
-            part = state.by_sid(data.message_sid)
-            if part is None or state.accepted is None:
-                self._unknown(env, data.status)
-                return
+
+        def decide(current: ReplyState) -> Decision | None:
+            """The status, unless its part is unknown or has one that ranks as high."""
+            part = current.by_sid(data.message_sid)
+            if part is None or current.accepted is None:
+                return None
             if not status_applies(part.status, data.status):
-                metrics.STATUSES.labels(data.status, "not_applied").inc()
-                break
-            applied = state.accepted.caused(DeliveryStatusApplied(
+                return None
+            applied = DeliveryStatusApplied(
                 message_sid=data.message_sid, status=data.status, error_code=data.error_code,
                 part=part.number, previous_status=part.status,
-            ), causation_id=env.event_id)
-            try:
-                await self._store.append(state, applied)
-            except ConcurrencyConflict:
-                state = await self._store.load(ref.reply_id, at_least=state.version + 1)
-                continue
-            part.status, part.status_error = data.status, data.error_code
-            metrics.STATUSES.labels(data.status, "applied").inc()
-            break
+            )
+            return current.accepted.caused(applied, causation_id=env.event_id), applied
+
+        appended = await self._store.decide(state, decide)
+        if state.by_sid(data.message_sid) is None or state.accepted is None:
+            self._unknown(env, data.status)
+            return
+        metrics.STATUSES.labels(data.status, "applied" if appended else "not_applied").inc()
         await self._drive(state, env)
 
     async def on_part_timeout(self, event: Event[PartTimeoutDue]) -> None:
@@ -182,6 +179,9 @@ class Sender:
     # -- driving a reply ---------------------------------------------------------------------
     async def _drive(self, state: ReplyState, cause: Envelope,
                      timer_fired_after: int | None = None) -> None:
+        # Not ``decide_and_append``: an action is not an event to append but effects around
+        # appends (a lease claim, the Twilio call between the attempt and its outcome, a
+        # timer), taken once; only a conflict on the attempt (before any call) decides again.
         for _ in range(MAX_CONFLICTS):
             action = next_action(
                 state, now=self._clock(), trigger=cause.event_id,

@@ -1,6 +1,6 @@
 """What became of each part, recorded in the reply's tree: sent (its MessageSid) or not sent
-(why). An outcome is a fact, not a decision: on a conflict it is appended again at the new
-version, unless the part has an outcome by then."""
+(why). An outcome is a fact: its only decision is "unless the part has one", taken again on
+each conflict by the runtime's loop (``ReplyStore.decide``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from switchboard_contracts.events.sender import (
     OutboundMessageSent,
     OutboundReplyAccepted,
 )
-from switchboard_runtime.eventsourcing import ConcurrencyConflict
 from switchboard_runtime.telemetry import get_logger
 
 from . import metrics
 from .state import ReplyState
-from .store import MAX_CONFLICTS, ReplyStore
+from .store import Decision, ReplyStore
 
 log = get_logger(__name__)
 
@@ -45,18 +44,17 @@ class Outcomes:
         # The map first: a callback can come back before the event is stored.
         await self._store.remember_sid(sid, state.reply_id, number,
                                        state.accepted.tenant_id or "")
-        sent = state.accepted.caused(OutboundMessageSent(
+        data = OutboundMessageSent(
             turn=state.turn, part=number, parts=state.count, message_sid=sid,
             text=state.texts[number - 1], to_address=state.to_address,
             from_address=state.from_address,
-        ), causation_id=cause.event_id)
-        if not await self._append(state, number, sent):
+        )
+        sent = state.accepted.caused(data, causation_id=cause.event_id)
+        if not await self._append(state, number, (sent, data)):
             return
         metrics.SENT.labels(how).inc()
         if number == 1 and how == "created" and state.acceptance:  # once; a lookup: time unknown
             _observe_turn(state.acceptance, sent.occurred_at)
-        part = state.part(number)
-        part.message_sid, part.sent_at = sid, sent.occurred_at
         if number < state.count:
             await self._store.schedule_timeout(state, cause, number,
                                                sent.occurred_at + self._part_timeout)
@@ -70,26 +68,20 @@ class Outcomes:
         for part in range(number, max(state.count, number) + 1):
             if part != number and state.part(part).done:
                 continue
-            failed = state.accepted.caused(OutboundMessageFailed(
+            data = OutboundMessageFailed(
                 turn=state.turn, part=part, parts=state.count, reason=reason,
                 error_code=error_code, retryable=False,
-            ), causation_id=cause.event_id)
-            if not await self._append(state, part, failed):
+            )
+            failed = state.accepted.caused(data, causation_id=cause.event_id)
+            if not await self._append(state, part, (failed, data)):
                 return
-            state.part(part).failed = reason
             metrics.FAILED.labels(reason, error_code or "").inc()
         log.warning("reply parts not sent", reason=reason, error_code=error_code, part=number,
                     parts=state.count)
 
-    async def _append(self, state: ReplyState, number: int, outcome: Envelope) -> bool:
-        """Append a part's outcome; False when the part has one already (another delivery)."""
-        for _ in range(MAX_CONFLICTS):
-            try:
-                await self._store.append(state, outcome)
-                return True
-            except ConcurrencyConflict:
-                fresh = await self._store.load(state.reply_id, at_least=state.version + 1)
-                if fresh.part(number).done:
-                    return False
-                state.version = fresh.version
-        raise RuntimeError("could not record a part's outcome")
+    async def _append(self, state: ReplyState, number: int, outcome: Decision) -> bool:
+        """Append a part's outcome, folded into ``state``; False when the part has one
+        already (another delivery)."""
+        appended = await self._store.decide(
+            state, lambda current: None if current.part(number).done else outcome)
+        return bool(appended)

@@ -18,22 +18,30 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
-from switchboard_contracts import Envelope
+from switchboard_contracts import Envelope, EventData
 from switchboard_contracts.events.sender import PartTimeoutDue
 from switchboard_contracts.topology import SENDER
 from switchboard_runtime.bus import Publisher
 from switchboard_runtime.bus.kv import kv_replicas
-from switchboard_runtime.eventsourcing import append, replay, schedule_at
+from switchboard_runtime.eventsourcing import (
+    ConcurrencyConflict,
+    append,
+    decide_and_append,
+    last_version,
+    replay,
+    schedule_at,
+)
 from switchboard_runtime.telemetry import get_logger, inject_headers
 
-from .state import ReplyState, fold, reply_subject, reply_tree
+from .state import ReplyState, apply, fold, reply_subject, reply_tree
 
 log = get_logger(__name__)
 
@@ -41,6 +49,10 @@ MESSAGES_BUCKET = "sender-messages"
 MAX_CONFLICTS = 8  # appends to one reply (or writes of one lease) lost to others, then give up
 FIRST_REREAD_S = 0.005  # then doubled, within READ_SETTLE_S
 READ_SETTLE_S = 2.0  # then the event is retried (the consumer's redelivery delays)
+
+
+# One event to append, with its typed payload (folded into the state in hand once stored).
+Decision = tuple[Envelope, EventData]
 
 
 class StaleRead(Exception):
@@ -62,6 +74,40 @@ async def open_messages_bucket(js: JetStreamContext, ttl_days: float, replicas: 
             description="Sender: MessageSid -> reply id and part, for status callbacks",
             history=1, ttl=ttl_days * 86400, replicas=kv_replicas(replicas),
         ))
+
+
+class _InHand:
+    """``eventsourcing.Repository`` of one reply for one ``decide_and_append``: it starts from
+    the state in hand (no read), and a read after a conflict, or after the leader said the
+    reply is further on, shows at least that version (``ReplyStore.load``'s ``at_least``), so
+    a lagging replica does not cost conflicts. Bound to one call, not a cache shared by
+    concurrent handlers: their states in hand are their own."""
+
+    def __init__(self, store: ReplyStore, state: ReplyState) -> None:
+        self._store = store
+        self._state = state
+        self._at_least = state.version
+        self.appended: list[Envelope] = []
+
+    def cached(self, reply_id: str) -> ReplyState:
+        return self._state
+
+    async def load(self, reply_id: str) -> ReplyState:
+        return await self._store.load(reply_id, at_least=self._at_least)
+
+    async def version(self, reply_id: str) -> int:
+        version = await self._store.version(reply_id)
+        self._at_least = max(self._at_least, version)
+        return version
+
+    async def append(self, state: ReplyState, decision: Decision) -> ReplyState:
+        try:
+            state = await self._store.append(state, decision)
+        except ConcurrencyConflict:
+            self._at_least = max(self._at_least, state.version + 1)
+            raise
+        self.appended.append(decision[0])
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +141,30 @@ class ReplyStore:
             await asyncio.sleep(min(delay, left))
             delay *= 2
 
-    async def append(self, state: ReplyState, envelope: Envelope) -> None:
-        """Append if the tree is still at ``state.version``; raises ``ConcurrencyConflict``."""
+    async def version(self, reply_id: str) -> int:
+        """The reply's current version, from the stream's leader."""
+        return await last_version(self._js, SENDER.name, reply_tree(reply_id))
+
+    async def append(self, state: ReplyState, decision: Decision) -> ReplyState:
+        """Append if the tree is still at ``state.version`` (else ``ConcurrencyConflict``) and
+        fold the event into ``state``: the state in hand is then the stored one."""
+        envelope, data = decision
         ack = await append(self._publisher, reply_tree(state.reply_id),
                            reply_subject(state.reply_id, envelope.type), envelope, state.version)
-        state.version = ack.seq
+        return apply(state, envelope, data, ack.seq)
+
+    async def decide(self, state: ReplyState,
+                     decide: Callable[[ReplyState], Decision | None]) -> list[Envelope]:
+        """``decide_and_append`` on the reply from ``state``, the state in hand, which is
+        brought to the state after it (also when read again after a conflict: its holder goes
+        on from what is stored); the events this call appended (none: nothing was left)."""
+        reply = _InHand(self, state)
+        after = await decide_and_append(reply, state.reply_id, decide,
+                                        max_conflicts=MAX_CONFLICTS)
+        if after is not state:
+            for field in fields(ReplyState):
+                setattr(state, field.name, getattr(after, field.name))
+        return reply.appended
 
     async def schedule_timeout(self, state: ReplyState, cause: Envelope, part: int,
                                due_at: datetime) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 
@@ -170,6 +171,10 @@ class Service:
             self.db = await self._create_pool(self.settings.database_url)
         for hook in self._on_start:
             await hook(self)
+        # What start-up made (modules, clients, models) lives as long as the process: out of
+        # the collector's reach, so full collections stop rescanning it per event (5-7 us of
+        # an event's CPU in the event-layer benchmark, 0.1 us frozen).
+        gc.freeze()
         self._consumers = [
             Consumer(self._js, spec, handlers) for spec, handlers in self._consumer_defs
         ]

@@ -19,8 +19,8 @@ from agent.fallbacks import (
     text_for_reason,
     unavailable_text,
 )
+from agent.handlers import ReplyHandler, profile_for, skip_reason
 from agent.llm import DevResponder
-from agent.replies import ReplyHandler, profile_for, skip_reason
 from agent.settings import AgentSettings
 from agent_helpers import context, reply_requested
 from switchboard_contracts.conversation_view import ConversationView, Mode

@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conversation.command_rules import Refused, decide_command
-from conversation.domain import (
+from conversation.handlers import Decide, decide_steps
+from conversation.notices import TEXTS
+from conversation.policy import TenantPolicy, policy_of
+from conversation.rules import (
     Step,
     decide_handoff_deadline,
     decide_idle,
     decide_inbound,
     decide_reply,
 )
-from conversation.handlers import Decide, decide_steps
-from conversation.notices import TEXTS
-from conversation.policy import TenantPolicy, policy_of
 from conversation.state import ConversationState, apply
 from conversation.view import view_of
 from switchboard_contracts import Envelope, EventData

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conversation.domain import Step, decide_inbound, decide_reply, decide_turn_deadline
 from conversation.policy import policy_of
+from conversation.rules import Step, decide_inbound, decide_reply, decide_turn_deadline
 from conversation.state import ConversationState, apply
 from switchboard_contracts import Envelope
 from switchboard_contracts.events.agent import ReplyGenerated

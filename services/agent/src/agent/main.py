@@ -11,8 +11,8 @@ from switchboard_runtime.views import ConversationViews
 from switchboard_tenants import TokenCipher, attach_directory
 
 from .credentials import global_endpoint
+from .handlers import Ports, ReplyHandler
 from .llm import chat_model
-from .replies import Ports, ReplyHandler
 from .settings import AgentSettings
 
 log = get_logger(__name__)

@@ -34,8 +34,8 @@ from switchboard_contracts.events.conversation import (
     HandoffRequested,
 )
 
-from .domain import Step, outbound
 from .policy import TenantPolicy
+from .rules import Step, outbound
 from .state import ConversationState
 
 # CommandResult.reason tokens.

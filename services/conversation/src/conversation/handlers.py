@@ -34,7 +34,8 @@ from switchboard_runtime.telemetry import get_logger
 
 from . import metrics
 from .command_rules import INVALID_COMMAND, UNKNOWN_CONVERSATION, Refused, decide_command
-from .domain import (
+from .policy import TenantPolicy
+from .rules import (
     Step,
     decide_handoff_deadline,
     decide_idle,
@@ -44,7 +45,6 @@ from .domain import (
     decide_transcript_deadline,
     decide_turn_deadline,
 )
-from .policy import TenantPolicy
 from .state import ConversationState, apply
 from .store import ConversationStore, event_id_for
 from .view import ViewWriter

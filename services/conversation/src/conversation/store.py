@@ -43,8 +43,8 @@ from switchboard_runtime.eventsourcing import (
 )
 from switchboard_runtime.telemetry import get_logger
 
-from .domain import handoff_deadline_at, idle_due_at, turn_deadline_at
 from .metrics import CONFLICTS, count
+from .rules import handoff_deadline_at, idle_due_at, turn_deadline_at
 from .state import ConversationState, apply, fold
 
 log = get_logger(__name__)

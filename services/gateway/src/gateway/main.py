@@ -8,10 +8,10 @@ from switchboard_runtime.bus import RetryingPublisher
 from switchboard_runtime.limits import attach_limits
 from switchboard_tenants import TokenCipher, attach_directory
 
+from .handlers import Webhooks, starting_routes
 from .ledgers import SentMessages, StoredMessages
 from .ratelimit import RateLimits
 from .settings import GatewaySettings
-from .webhooks import Webhooks, starting_routes
 
 
 def build(settings: GatewaySettings | None = None) -> Service:

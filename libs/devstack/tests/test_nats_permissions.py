@@ -39,6 +39,9 @@ from switchboard_runtime.bus import Publisher, dead_letter, ensure_streams
 from switchboard_runtime.bus.deadletters import REPLAY
 from switchboard_tenants import generate_key
 
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
+
 GENERATOR = PERMISSIONS_FILE.parent / "generate_permissions.py"
 BIN = Path(sys.executable).parent
 

@@ -11,6 +11,10 @@ from switchboard_devstack.embedded import ExitedEarly, free_port, wait_for_port
 from switchboard_devstack.stack import Stack
 from switchboard_devstack.waiting import eventually_sync
 
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
+
+
 # A service that listens on its HTTP_PORT; on SIGTERM it drains a moment, then writes whether
 # NATS and Postgres still answered at the end of its drain.
 DUMMY_SERVICE = """

@@ -11,6 +11,9 @@ import pytest
 from llm_sim import MARKER, RunningLLMSim, run_llm_sim
 from openai import AsyncOpenAI
 
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
+
 
 def client(sim: RunningLLMSim, **options: object) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=sim.base_url, api_key="sk-test", max_retries=0,

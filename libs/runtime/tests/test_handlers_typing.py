@@ -15,6 +15,9 @@ from switchboard_contracts.events.agent import ReplyGenerated
 from switchboard_contracts.events.gateway import InboundMessageReceived
 from switchboard_runtime.bus.handlers import Handlers
 
+# Runs mypy in a subprocess (seconds): not the in-process unit tier.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[3]
 
 IMPORTS = """\

@@ -20,6 +20,9 @@ from switchboard_devstack.waiting import eventually
 from switchboard_runtime import Service, ServiceSettings
 from switchboard_runtime.startup import StartupRefused, StartupTimeout
 
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
+
 # A service with no consumers of its own: start-up is connect, declare, hooks.
 SERVICE = "from switchboard_runtime import Service, ServiceSettings; Service(ServiceSettings(" \
           "service_name='patient')).run()"

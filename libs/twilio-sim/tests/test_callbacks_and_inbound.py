@@ -4,11 +4,15 @@ import base64
 import time
 
 import httpx
+import pytest
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio_sim import Account, Number, SimConfig, Template
 from twilio_sim.sdk import simulator_http_client
 from twilio_sim.testing import RunningSimulator, run_simulator
+
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
 
 INBOUND_FIELDS = {
     "MessageSid", "SmsMessageSid", "SmsSid", "AccountSid", "MessagingServiceSid", "From", "To",

@@ -11,6 +11,9 @@ from twilio_sim.chat.cli import app
 from twilio_sim.testing import RunningSimulator
 from typer.testing import CliRunner
 
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
+
 runner = CliRunner()
 
 

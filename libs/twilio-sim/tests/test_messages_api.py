@@ -10,6 +10,9 @@ from twilio.rest import Client
 from twilio_sim.sdk import simulator_async_http_client, simulator_http_client
 from twilio_sim.testing import RunningSimulator
 
+# Starts its own servers or processes (no devstack fixture says so).
+pytestmark = pytest.mark.integration
+
 
 def test_create_answers_a_twilio_message_resource(ids, twilio: Client) -> None:
     message = twilio.messages.create(to=ids.user, from_=ids.business, body="hello")

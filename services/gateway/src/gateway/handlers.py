@@ -34,12 +34,12 @@ from switchboard_contracts.topology import event_subject, inbound_subject
 from switchboard_runtime.bus import RetryingPublisher
 from switchboard_runtime.eventsourcing import event_id_for
 from switchboard_runtime.telemetry import get_logger
-from switchboard_runtime.telemetry.metrics import trace_exemplar
+from switchboard_runtime.telemetry.metrics import TracedHistogram
 from switchboard_tenants import TenantDirectory, TenantRoute
 
 from . import forms
 from .ledgers import SentMessages, StoredMessages
-from .metrics import WEBHOOK_SECONDS, WEBHOOKS
+from .metrics import WEBHOOK_BUCKETS, WEBHOOK_SECONDS, WEBHOOKS
 from .public_url import public_url
 from .ratelimit import RateLimits
 from .settings import GatewaySettings
@@ -102,7 +102,9 @@ class Webhooks:
     def _endpoint(
         self, name: str, path: str, handle: Callable[[Request], Awaitable[str]]
     ) -> Callable[[Request], Awaitable[Response]]:
-        seconds = WEBHOOK_SECONDS.labels(name)  # the series looked up once, not per request
+        # The series looked up once, not per request; its exemplars as the bus's (at most
+        # one per bucket a second).
+        seconds = TracedHistogram(WEBHOOK_SECONDS.labels(name), WEBHOOK_BUCKETS)
         span_name = f"POST {path}"  # built once: the route's path is fixed
         span_attributes = {"http.request.method": "POST", "url.path": path}
         outcomes: dict[str, Counter] = {}
@@ -137,7 +139,7 @@ class Webhooks:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
             finally:
-                seconds.observe(time.perf_counter() - started, exemplar=trace_exemplar(span))
+                seconds.observe(time.perf_counter() - started, span)
                 context.detach(token)
                 span.end()
 

@@ -116,6 +116,21 @@ async def test_an_atomic_batch_is_stored_whole_or_not_at_all(nc, js) -> None:
     assert len(await stored(js, "b1")) == 5
 
 
+async def test_a_batch_of_one_is_a_checked_publish(nc, js) -> None:
+    """One event needs no staging: stored without the batch headers, with the same version
+    check and the same duplicate answer."""
+    await ensure_stream(js, CONVERSATION)
+    one = pairs(started("b2"))
+    ack = await append_batch(nc, CONVERSATION.name, tree("b2"), one, 0)
+    assert ack.seq > 0 and not ack.duplicate
+    stored_msg = await js.get_msg(CONVERSATION.name, ack.seq)
+    assert not any(h.startswith("Nats-Batch") for h in (stored_msg.headers or {}))
+    with pytest.raises(ConcurrencyConflict):
+        await append_batch(nc, CONVERSATION.name, tree("b2"), pairs(message("b2", "SM1")), 0)
+    again = await append_batch(nc, CONVERSATION.name, tree("b2"), one, ack.seq)
+    assert again.duplicate and await stored(js, "b2") == [("ConversationStarted", ack.seq)]
+
+
 async def test_replay_reads_more_than_one_batch_and_leaves_no_consumer(nc, js) -> None:
     await ensure_stream(js, CONVERSATION)
     events = [started("long")] + [message("long", f"SM{i}") for i in range(599)]

@@ -1,10 +1,9 @@
 """The adapter to JetStream: the CONVERSATION stream, its aggregates and their timers.
 
 Each conversation's events live on ``conversation.<id>.<Type>``; one decision is one append
-with the version check over ``conversation.<id>.>``: a single event as a plain publish, several
-in one atomic batch (ADR-50), which nats-server 2.15 answers about 4 ms later than a publish
-(0.3-0.5 ms, fsync included), so a decision of one event never pays for a batch. Recent
-conversations stay in memory (a bounded LRU) with their version: a stale copy is caught by
+with the version check over ``conversation.<id>.>``, its events stored whole or not at all
+(``eventsourcing.append_batch``: an atomic batch, ADR-50, or a plain publish for one event).
+Recent conversations stay in memory (a bounded LRU) with their version: a stale copy is caught by
 that check and reloaded from the stream (one batch direct get).
 
 Its idle timer is a JetStream scheduled message (ADR-51) held on ``conversation.timers.<id>``:
@@ -32,10 +31,8 @@ from switchboard_contracts.events.conversation import (
 )
 from switchboard_contracts.topology import CONVERSATION
 from switchboard_runtime import eventsourcing
-from switchboard_runtime.bus import Publisher
 from switchboard_runtime.eventsourcing import (
     LruCache,
-    append,
     append_batch,
     last_version,
     replay,
@@ -76,7 +73,6 @@ class ConversationStore:
     def __init__(self, nc: NATS, js: JetStreamContext, cache_size: int = 10_000) -> None:
         self._nc = nc
         self._js = js
-        self._publisher = Publisher(js, CONVERSATION.name)
         self._recent: LruCache[str, ConversationState] = LruCache(cache_size)
 
     def cached(self, conversation_id: str) -> ConversationState | None:
@@ -100,18 +96,11 @@ class ConversationStore:
         assert conversation_id is not None
         tree = conversation_subject(conversation_id)
         try:
-            if len(decision) == 1:
-                [(envelope, _)] = decision
-                ack = await append(self._publisher, tree,
-                                   conversation_subject(conversation_id, envelope.type),
-                                   envelope, state.version)
-            else:
-                ack = await append_batch(
-                    self._nc, CONVERSATION.name, tree,
-                    [(conversation_subject(conversation_id, env.type), env)
-                     for env, _ in decision],
-                    state.version,
-                )
+            ack = await append_batch(
+                self._nc, CONVERSATION.name, tree,
+                [(conversation_subject(conversation_id, env.type), env) for env, _ in decision],
+                state.version,
+            )
         except eventsourcing.ConcurrencyConflict:
             raise
         except Exception:
